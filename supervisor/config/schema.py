@@ -1,0 +1,181 @@
+"""The fleet.yaml schema: frozen msgspec structs, decoded once at the edge (see `loader.py`).
+
+Everything downstream (the daemon, the node entry point, the CLI) works with these values and never re-reads
+the file. Durations are seconds (`Duration`, a float subclass), written in the file as "500ms", "30s",
+"5m", "1h".
+Secrets are never given inline: a `SecretRef` names an environment variable or a file to read them from.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+# Node names become MQTT topic levels, Prometheus label values and socket file names.
+NODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+# Venue names appear in topics too (recovery/<trader_id>/<venue>).
+VENUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+
+
+class Duration(float):
+    """A span of time in seconds; in fleet.yaml a string with a unit: "250ms", "30s", "5m", "1h"."""
+
+    def __repr__(self) -> str:
+        return f"Duration({float(self)!r})"
+
+
+class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every fleet.yaml section: immutable, keyword-only, unknown keys are errors."""
+
+
+class SecretRef(_Spec):
+    """Where a secret comes from: exactly one of `env` (variable name) or `file` (path). Never the value."""
+
+    env: str | None = None
+    file: str | None = None
+
+
+class RedisSpec(_Spec):
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretRef | None = None
+    # Every network call the supervisor makes to Redis is bounded by this.
+    timeout: Duration = Duration(2.0)
+
+
+class TlsSpec(_Spec):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    # Only for tests against self-signed brokers; never in production.
+    insecure: bool = False
+
+
+class MqttSpec(_Spec):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    tls: TlsSpec | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    # Default: "nautilus-fleet/<fleet>".
+    topic_prefix: str | None = None
+    client_id: str | None = None
+    keepalive: Duration = Duration(15.0)
+    # Events kept while the broker is unreachable; the oldest are dropped (and counted) beyond this.
+    queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
+
+
+class MetricsSpec(_Spec):
+    enabled: bool = True
+    listen: str = "127.0.0.1:9464"
+
+
+class ControlSpec(_Spec):
+    # Default: "<runtime_dir>/control.sock".
+    socket: str | None = None
+    mode: int = 0o600
+
+
+class VenueSpec(_Spec):
+    """A venue account. Two venue entries with the same `account` are the same account."""
+
+    type: Literal["binance_usdm"] = "binance_usdm"
+    base_url_http: str | None = None
+    base_url_ws: str | None = None
+    base_url_ws_stream: str | None = None
+    api_key: SecretRef | None = None
+    api_secret: SecretRef | None = None
+    testnet: bool = False
+    # Label identifying the account behind the credentials; defaults to the venue's name.
+    account: str | None = None
+
+
+class StartLimitSpec(_Spec):
+    """More than `burst` starts within `window` puts the node in quarantine."""
+
+    burst: Annotated[int, msgspec.Meta(ge=1)] = 5
+    window: Duration = Duration(60.0)
+
+
+class RestartSpec(_Spec):
+    backoff_initial: Duration = Duration(0.5)
+    backoff_max: Duration = Duration(30.0)
+    # Healthy running for this long forgets earlier crashes.
+    reset_after: Duration = Duration(60.0)
+    start_limit: StartLimitSpec = StartLimitSpec()
+
+
+class StopSpec(_Spec):
+    signal: Literal["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] = "SIGTERM"
+    grace: Duration = Duration(10.0)
+
+
+class WatchdogSpec(_Spec):
+    timeout: Duration = Duration(10.0)
+
+
+class StrategySpec(_Spec):
+    """A nautilus strategy by import path, with its config (validated by the node, not here)."""
+
+    # "package.module:ClassName"
+    path: str
+    # "package.module:ConfigClassName"; default: the strategy class' config type.
+    config_path: str | None = None
+    config: dict[str, Any] = {}
+    # Instruments the strategy trades (nautilus ids, e.g. "BTCUSDT-PERP.BINANCE"); default: config's
+    # `instrument_id` / `instrument_ids`.
+    instruments: list[str] | None = None
+
+
+class NodeDefaults(_Spec):
+    restart: RestartSpec = RestartSpec()
+    stop: StopSpec = StopSpec()
+    watchdog: WatchdogSpec | None = WatchdogSpec()
+    ready_timeout: Duration = Duration(60.0)
+
+
+class NodeSpec(_Spec):
+    """One supervised node, after defaults are applied (see `loader.py`)."""
+
+    name: Annotated[str, msgspec.Meta(pattern=NODE_NAME_PATTERN)]
+    trader_id: str
+    venues: list[str] = []
+    # Exactly one of `strategies` (run by `python -m recovery.node`) or `command` (any program).
+    strategies: list[StrategySpec] | None = None
+    command: list[str] | None = None
+    # Instruments a `command` node trades (for the overlap check); strategy nodes derive them.
+    instruments: list[str] = []
+    # Allow another node to trade the same instrument on the same venue account.
+    share_instruments: bool = False
+    enabled: bool = True
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    restart: RestartSpec = RestartSpec()
+    stop: StopSpec = StopSpec()
+    watchdog: WatchdogSpec | None = WatchdogSpec()
+    ready_timeout: Duration = Duration(60.0)
+
+
+class FleetSpec(_Spec):
+    """The whole validated fleet.yaml."""
+
+    fleet: Annotated[str, msgspec.Meta(pattern=NODE_NAME_PATTERN)]
+    redis: RedisSpec = RedisSpec()
+    mqtt: MqttSpec = MqttSpec()
+    metrics: MetricsSpec = MetricsSpec()
+    control: ControlSpec = ControlSpec()
+    # Default: $RUNTIME_DIRECTORY (systemd), else $XDG_RUNTIME_DIR/nautilus-fleet,
+    # else /tmp/nautilus-fleet-<uid>.
+    runtime_dir: str | None = None
+    # Default: $STATE_DIRECTORY (systemd), else ~/.local/state/nautilus-fleet.
+    state_dir: str | None = None
+    venues: dict[str, VenueSpec] = {}
+    defaults: NodeDefaults = NodeDefaults()
+    nodes: list[NodeSpec] = []
+
+    def node(self, name: str) -> NodeSpec:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
