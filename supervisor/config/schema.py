@@ -29,21 +29,21 @@ class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """Base of every fleet.yaml section: immutable, keyword-only, unknown keys are errors."""
 
 
-class SecretRef(_Spec):
+class SecretRef(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where a secret comes from: exactly one of `env` (variable name) or `file` (path). Never the value."""
 
     env: str | None = None
     file: str | None = None
 
 
-class RedisSpec(_Spec):
+class RedisSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: str = "redis://127.0.0.1:6379/0"
     password: SecretRef | None = None
     # Every network call the supervisor makes to Redis is bounded by this.
     timeout: Duration = Duration(2.0)
 
 
-class TlsSpec(_Spec):
+class TlsSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -51,7 +51,7 @@ class TlsSpec(_Spec):
     insecure: bool = False
 
 
-class MqttSpec(_Spec):
+class MqttSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
@@ -66,18 +66,18 @@ class MqttSpec(_Spec):
     queue_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
 
 
-class MetricsSpec(_Spec):
+class MetricsSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     listen: str = "127.0.0.1:9464"
 
 
-class ControlSpec(_Spec):
+class ControlSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Default: "<runtime_dir>/control.sock".
     socket: str | None = None
     mode: int = 0o600
 
 
-class VenueSpec(_Spec):
+class VenueSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A venue account. Two venue entries with the same `account` are the same account."""
 
     type: Literal["binance_usdm"] = "binance_usdm"
@@ -91,14 +91,14 @@ class VenueSpec(_Spec):
     account: str | None = None
 
 
-class StartLimitSpec(_Spec):
+class StartLimitSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """More than `burst` starts within `window` puts the node in quarantine."""
 
     burst: Annotated[int, msgspec.Meta(ge=1)] = 5
     window: Duration = Duration(60.0)
 
 
-class RestartSpec(_Spec):
+class RestartSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     backoff_initial: Duration = Duration(0.5)
     backoff_max: Duration = Duration(30.0)
     # Healthy running for this long forgets earlier crashes.
@@ -106,16 +106,16 @@ class RestartSpec(_Spec):
     start_limit: StartLimitSpec = StartLimitSpec()
 
 
-class StopSpec(_Spec):
+class StopSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     signal: Literal["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] = "SIGTERM"
     grace: Duration = Duration(10.0)
 
 
-class WatchdogSpec(_Spec):
+class WatchdogSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     timeout: Duration = Duration(10.0)
 
 
-class StrategySpec(_Spec):
+class StrategySpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A nautilus strategy by import path, with its config (validated by the node, not here)."""
 
     # "package.module:ClassName"
@@ -128,14 +128,14 @@ class StrategySpec(_Spec):
     instruments: list[str] | None = None
 
 
-class NodeDefaults(_Spec):
+class NodeDefaults(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     restart: RestartSpec = RestartSpec()
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
 
 
-class NodeSpec(_Spec):
+class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One supervised node, after defaults are applied (see `loader.py`)."""
 
     name: Annotated[str, msgspec.Meta(pattern=NODE_NAME_PATTERN)]
@@ -157,7 +157,7 @@ class NodeSpec(_Spec):
     ready_timeout: Duration = Duration(60.0)
 
 
-class FleetSpec(_Spec):
+class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole validated fleet.yaml."""
 
     fleet: Annotated[str, msgspec.Meta(pattern=NODE_NAME_PATTERN)]
