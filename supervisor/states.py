@@ -39,7 +39,8 @@ TRANSITIONS: dict[NodeState, frozenset[NodeState]] = {
     _S.RECOVERING: frozenset({_S.READY, _S.STARTING, _S.BACKOFF, _S.QUARANTINED, _S.STOPPING, _S.STOPPED}),
     _S.READY: frozenset({_S.BACKOFF, _S.STARTING, _S.QUARANTINED, _S.STOPPING, _S.STOPPED}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.QUARANTINED}),
-    _S.STOPPING: frozenset({_S.STOPPED}),
+    # A restart request passes through stopping; a node that said X_FATAL is stopped into quarantine.
+    _S.STOPPING: frozenset({_S.STOPPED, _S.STARTING, _S.QUARANTINED}),
     _S.QUARANTINED: frozenset({_S.STARTING, _S.STOPPED}),
 }
 

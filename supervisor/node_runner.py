@@ -1,0 +1,580 @@
+"""One node's whole lifecycle: spawn, supervise (exit, watchdog, ready timeout), restart or quarantine.
+
+A `NodeRunner` owns its child process, its notify endpoint and its restart history. Others talk to it only
+through its public methods (`start`, `stop`, `restart`, `reset`, `update`, `status`), which record what is
+wanted and wake its loop; the loop (`run`, one task per node) does all the acting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor import notify, pidfile
+from supervisor.child import NodeProcess
+from supervisor.clock import Clock
+from supervisor.config.schema import NodeSpec
+from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
+from supervisor.node_logs import NodeOutput
+from supervisor.notify_server import NotifyEndpoint
+from supervisor.recovery_tracker import READY, SPAWNED, RecoveryTracker
+from supervisor.restart_policy import RestartHistory, Verdict, decide_after_exit
+from supervisor.states import ExitReason, NodeState, check_transition
+
+log = logging.getLogger(__name__)
+
+# A node killed for a hang first gets SIGABRT (Python's faulthandler, if enabled, prints every thread's
+# stack to the captured stderr), then SIGKILL after this long.
+ABORT_GRACE_SECONDS = 2.0
+# The exit code a shell gives a command it cannot execute; recorded when the spawn itself fails.
+EXIT_CODE_EXEC_FAILED = 127
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    notify_socket: Path
+    pidfile: Path
+    spec_file: Path
+    log_file: Path
+
+
+@dataclass
+class _Run:
+    """What belongs to one spawned process."""
+
+    process: NodeProcess
+    main_pid: int
+    tracker: RecoveryTracker
+    ready_deadline: float  # loop time
+    watchdog_deadline: float | None = None  # loop time; armed by the first WATCHDOG=1 or READY=1
+    ready_at: float | None = None  # monotonic
+    kill_reason: ExitReason | None = None
+    fatal_reason: str = ""
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class NodeRunner:
+    def __init__(
+        self,
+        *,
+        spec: NodeSpec,
+        argv: list[str],
+        env: dict[str, str],
+        paths: NodePaths,
+        spec_payload: Callable[[NodeSpec], dict[str, object]],
+        output: NodeOutput,
+        observer: FleetObserver,
+        clock: Clock,
+    ) -> None:
+        self.spec = spec
+        self._argv = argv
+        self._env = env
+        self.paths = paths
+        self._spec_payload = spec_payload
+        self.output = output
+        self._observer = observer
+        self._clock = clock
+        self._endpoint = NotifyEndpoint(paths.notify_socket, self._on_notify)
+
+        self.state = NodeState.STOPPED
+        self._since = clock.time()
+        self._wanted = spec.enabled
+        self._restart_requested = False
+        self._wake = asyncio.Event()
+        self._run: _Run | None = None
+        self._history = RestartHistory()
+        self._starts = 0
+        self._restarts = 0
+        self._last_exit: ExitInfo | None = None
+        self._last_recovery_ms: float | None = None
+        self._status_text = ""
+        self._quarantine_reason = ""
+        self._quarantined = False
+        self._next_start_at: float | None = None
+        # Set when the last process ended: the next start is a recovery timed from this moment.
+        self._detected: tuple[int, int, str] | None = None
+        self._stopped = asyncio.Event()
+        self._stopped.set()
+        self.rejected_notify = 0
+
+    # ---- public commands (called on the loop by the daemon and the control socket) -------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def start(self) -> None:
+        """Run the node; also releases it from quarantine."""
+        self._wanted = True
+        self._release_quarantine()
+        self._next_start_at = None
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop the node (stop signal, grace, SIGKILL) and keep it stopped; returns once it is."""
+        self._wanted = False
+        self._restart_requested = False
+        self._wake.set()
+        if self._run is not None:
+            self._run.wake.set()
+        await self._stopped.wait()
+
+    def restart(self) -> None:
+        """Stop the running process gracefully and start a new one (or just start it if not running)."""
+        self._wanted = True
+        self._release_quarantine()
+        if self._run is not None:
+            self._restart_requested = True
+            self._run.wake.set()
+        self._next_start_at = None
+        self._wake.set()
+
+    def kill(self) -> None:
+        """SIGKILL the node's process group now (the daemon's escalation on a second SIGINT)."""
+        self._wanted = False
+        if self._run is not None:
+            self._run.process.kill()
+
+    def reset(self) -> None:
+        """Forget crash history and quarantine; a wanted node that is not running starts now."""
+        if self._quarantined:
+            self._wanted = True
+        self._history = self._history.reset()
+        self._release_quarantine()
+        self._next_start_at = None
+        self._wake.set()
+
+    def _release_quarantine(self) -> None:
+        if self._quarantined:
+            self._quarantined = False
+            self._quarantine_reason = ""
+            self._history = self._history.reset()
+
+    def update(self, spec: NodeSpec) -> None:
+        """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
+        self.spec = spec
+
+    def status(self) -> NodeStatus:
+        run = self._run
+        next_in = None
+        if self.state is NodeState.BACKOFF and self._next_start_at is not None:
+            next_in = max(0.0, self._next_start_at - self._clock.monotonic())
+        return NodeStatus(
+            name=self.spec.name,
+            trader_id=self.spec.trader_id,
+            venues=tuple(self.spec.venues),
+            state=self.state,
+            pid=run.main_pid if run else None,
+            restarts=self._restarts,
+            since=self._since,
+            started_at=self._started_epoch(run),
+            last_exit=self._last_exit,
+            last_recovery_ms=self._last_recovery_ms,
+            status_text=self._status_text,
+            quarantine_reason=self._quarantine_reason,
+            next_start_in=next_in,
+        )
+
+    # ---- the loop --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The node's task. Cancel it only after `stop()` returned (the daemon does); cancelling a running
+        node kills it outright."""
+        self._endpoint.open()
+        try:
+            while True:
+                await self._wait_until_wanted()
+                await self._run_once()
+        finally:
+            run = self._run
+            if run is not None and not run.process.exited.done():
+                run.process.kill()
+            self._endpoint.close()
+
+    async def _wait_until_wanted(self) -> None:
+        while not self._wanted or self._quarantined:
+            if not self._wanted and self._quarantined:
+                self._release_quarantine()  # an operator's stop ends the quarantine
+                self._transition(NodeState.STOPPED)
+            self._stopped.set()
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _run_once(self) -> None:
+        self._stopped.clear()
+        reason = self._detected[2] if self._detected else "cold_start"
+        self._transition(NodeState.STARTING)
+        now = self._clock.monotonic()
+        self._history = self._history.started(now, self.spec.restart.start_limit.window)
+        self._starts += 1
+        tracker = RecoveryTracker(
+            node=self.name,
+            trader_id=self.spec.trader_id,
+            venues=tuple(self.spec.venues),
+            attempt=self._starts,
+            reason=reason,
+            detected_mono_ns=self._detected[0] if self._detected else None,
+            detected_epoch_ns=self._detected[1] if self._detected else None,
+        )
+        process = await self._spawn(tracker)
+        if process is None:
+            await self._after_exit(None, ran_for=0.0)
+            return
+        loop = asyncio.get_running_loop()
+        run = _Run(
+            process=process,
+            main_pid=process.pid,
+            tracker=tracker,
+            ready_deadline=loop.time() + self.spec.ready_timeout,
+        )
+        self._run = run
+        self._write_pidfile(run)
+        self._publish_phase(tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns()))
+        self._transition(NodeState.RECOVERING)
+        await self._supervise(run)
+        ran_for = self._clock.monotonic() - run.ready_at if run.ready_at is not None else 0.0
+        await self._after_exit(run, ran_for=ran_for)
+
+    async def _spawn(self, tracker: RecoveryTracker) -> NodeProcess | None:
+        self._write_spec_file()
+        env = dict(self._env)
+        env["NOTIFY_SOCKET"] = str(self.paths.notify_socket)
+        env["FLEET_NODE"] = self.name
+        env["FLEET_NODE_SPEC"] = str(self.paths.spec_file)
+        env.pop("WATCHDOG_PID", None)
+        if self.spec.watchdog is not None:
+            env["WATCHDOG_USEC"] = str(int(self.spec.watchdog.timeout * 1e6))
+        else:
+            env.pop("WATCHDOG_USEC", None)
+        try:
+            return await NodeProcess.spawn(self._argv, env=env, cwd=self.spec.cwd, on_line=self.output.line)
+        except OSError as exc:
+            log.error(
+                "node %s: cannot start %s: %s", self.name, self._argv[0], exc, extra={"node": self.name}
+            )
+            self._last_exit = ExitInfo(
+                reason=ExitReason.EXIT,
+                code=EXIT_CODE_EXEC_FAILED,
+                at=self._clock.time(),
+                detail=f"cannot start {self._argv[0]}: {exc.strerror or exc}",
+            )
+            self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
+            return None
+
+    async def _supervise(self, run: _Run) -> None:
+        """Wait for the process to end, killing it on a watchdog or ready timeout or a stop request."""
+        loop = asyncio.get_running_loop()
+        exited = run.process.exited
+        while not exited.done():
+            # Cleared before the checks: a command or notify message arriving while we wait wakes us.
+            run.wake.clear()
+            if not self._wanted or self._restart_requested or run.fatal_reason:
+                await self._stop_process(run)
+                break
+            now = loop.time()
+            if run.watchdog_deadline is not None and now >= run.watchdog_deadline:
+                await self._kill_hung(run, ExitReason.WATCHDOG)
+                break
+            if run.ready_at is None and now >= run.ready_deadline:
+                await self._kill_hung(run, ExitReason.READY_TIMEOUT)
+                break
+            deadlines = [run.ready_deadline] if run.ready_at is None else []
+            if run.watchdog_deadline is not None:
+                deadlines.append(run.watchdog_deadline)
+            timeout = max(0.0, min(deadlines) - now) if deadlines else None
+            waker: asyncio.Future[Any] = asyncio.create_task(run.wake.wait(), name=f"node[{self.name}].wake")
+            try:
+                await asyncio.wait([exited, waker], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waker
+        await exited
+
+    async def _stop_process(self, run: _Run) -> None:
+        self._transition(NodeState.STOPPING)
+        if not run.fatal_reason:
+            run.kill_reason = ExitReason.STOPPED
+        sig = signal.Signals[self.spec.stop.signal]
+        await run.process.stop(sig, self.spec.stop.grace, name=self.name)
+
+    async def _kill_hung(self, run: _Run, reason: ExitReason) -> None:
+        run.kill_reason = reason
+        what = (
+            f"no watchdog ping within {self.spec.watchdog.timeout:g}s"
+            if reason is ExitReason.WATCHDOG and self.spec.watchdog
+            else f"not ready within {self.spec.ready_timeout:g}s"
+        )
+        log.error(
+            "node %s (pid %s): %s: killing it", self.name, run.main_pid, what, extra={"node": self.name}
+        )
+        await run.process.stop(signal.SIGABRT, ABORT_GRACE_SECONDS, name=self.name)
+
+    async def _after_exit(self, run: _Run | None, *, ran_for: float) -> None:
+        if run is not None:
+            await run.process.reap()
+            pidfile.remove(self.paths.pidfile)
+            self._last_exit = self._exit_info(run)
+            mono = run.process.exit_mono_ns or time.monotonic_ns()
+            self._detected = (mono, time.time_ns(), str(self._last_exit.reason))
+            if not run.tracker.finished:
+                self._finish_recovery(run.tracker, result="failed", error=_describe_exit(self._last_exit))
+            self._run = None
+        exit_info = self._last_exit
+        assert exit_info is not None
+
+        if self._restart_requested and self._wanted:
+            self._restart_requested = False
+            self._restarts += 1
+            self._detected = (*self._detected[:2], "operator") if self._detected else None
+            self._observer.node_exited(self.status(), exit_info, True)
+            return
+        if not self._wanted:
+            self._detected = None
+            self._transition(NodeState.STOPPED)
+            self._observer.node_exited(self.status(), exit_info, False)
+            return
+
+        self._history, decision = decide_after_exit(
+            self._history,
+            self.spec.restart,
+            now=self._clock.monotonic(),
+            ran_for=ran_for,
+            fatal=exit_info.reason is ExitReason.FATAL,
+        )
+        if decision.verdict is Verdict.QUARANTINE:
+            self._quarantined = True
+            self._quarantine_reason = decision.reason
+            log.error("node %s quarantined: %s", self.name, decision.reason, extra={"node": self.name})
+            self._transition(NodeState.QUARANTINED)
+            self._observer.node_exited(self.status(), exit_info, False)
+            return
+        self._restarts += 1
+        self._observer.node_exited(self.status(), exit_info, True)
+        if decision.delay <= 0:
+            return
+        self._next_start_at = self._clock.monotonic() + decision.delay
+        self._transition(NodeState.BACKOFF)
+        log.info("node %s: restarting in %.2fs", self.name, decision.delay, extra={"node": self.name})
+        await self._sleep_interruptibly(decision.delay)
+
+    async def _sleep_interruptibly(self, delay: float) -> None:
+        """Back off, unless a command (stop, start, reset) comes first."""
+        self._wake.clear()
+        sleeper: asyncio.Future[Any] = asyncio.create_task(
+            self._clock.sleep(delay), name=f"node[{self.name}].backoff"
+        )
+        waker: asyncio.Future[Any] = asyncio.create_task(self._wake.wait(), name=f"node[{self.name}].wake")
+        try:
+            await asyncio.wait([sleeper, waker], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._next_start_at = None
+        if not self._wanted:
+            self._detected = None
+            self._transition(NodeState.STOPPED)
+
+    def _exit_info(self, run: _Run) -> ExitInfo:
+        code = run.process.returncode
+        at = self._clock.time()
+        if run.fatal_reason:
+            return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail=run.fatal_reason)
+        if run.kill_reason is not None:
+            return ExitInfo(
+                reason=run.kill_reason,
+                code=code if code is not None and code >= 0 else None,
+                signal=-code if code is not None and code < 0 else None,
+                at=at,
+            )
+        if code is not None and code < 0:
+            return ExitInfo(reason=ExitReason.SIGNAL, signal=-code, at=at)
+        if code == notify.EXIT_FATAL:
+            return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail="exit code 78 (EX_CONFIG)")
+        return ExitInfo(reason=ExitReason.EXIT, code=code, at=at)
+
+    # ---- notify messages -----------------------------------------------------------------------------
+
+    def _on_notify(self, fields: dict[str, str], sender: int) -> None:
+        run = self._run
+        if run is None or run.process.exited.done():
+            log.debug("node %s: notify from pid %s while not running: ignored", self.name, sender)
+            return
+        if not self._sender_allowed(run, sender):
+            self.rejected_notify += 1
+            log.warning(
+                "node %s: ignored a notify message from pid %s, which is not in the node's process group",
+                self.name,
+                sender,
+                extra={"node": self.name},
+            )
+            return
+        loop = asyncio.get_running_loop()
+        if notify.MAINPID in fields:
+            self._on_mainpid(run, fields[notify.MAINPID], sender)
+        if notify.STATUS in fields and fields[notify.STATUS] != self._status_text:
+            self._status_text = fields[notify.STATUS]
+            self._observer.node_status(self.status())
+        if notify.EXTEND_TIMEOUT_USEC in fields and run.ready_at is None:
+            with contextlib.suppress(ValueError):
+                extended = loop.time() + int(fields[notify.EXTEND_TIMEOUT_USEC]) / 1e6
+                run.ready_deadline = max(run.ready_deadline, extended)
+                run.wake.set()
+        if notify.X_PHASE in fields:
+            self._on_phase(run, fields)
+        if fields.get(notify.WATCHDOG) == "1":
+            self._arm_watchdog(run)
+        elif fields.get(notify.WATCHDOG) == "trigger":
+            run.watchdog_deadline = loop.time()
+            run.wake.set()
+        if fields.get(notify.READY) == "1" and run.ready_at is None:
+            self._on_ready(run)
+        if notify.X_FATAL in fields:
+            run.fatal_reason = fields[notify.X_FATAL] or "fatal"
+            detail = _parse_detail(fields.get(notify.X_DETAIL))
+            log.error(
+                "node %s reported a fatal error: %s",
+                self.name,
+                run.fatal_reason,
+                extra={"node": self.name, "detail": detail},
+            )
+            run.wake.set()
+
+    def _sender_allowed(self, run: _Run, sender: int) -> bool:
+        if sender in (run.main_pid, run.process.pid):
+            return True
+        try:
+            return os.getpgid(sender) == run.process.pgid
+        except ProcessLookupError:
+            return False
+
+    def _on_mainpid(self, run: _Run, value: str, sender: int) -> None:
+        if sender != run.main_pid or not value.isdigit():
+            log.warning("node %s: MAINPID=%s from pid %s refused", self.name, value, sender)
+            return
+        pid = int(value)
+        try:
+            same_group = os.getpgid(pid) == run.process.pgid
+        except ProcessLookupError:
+            same_group = False
+        if not same_group:
+            log.warning("node %s: MAINPID=%s is not in the node's process group: refused", self.name, pid)
+            return
+        run.main_pid = pid
+
+    def _on_phase(self, run: _Run, fields: dict[str, str]) -> None:
+        mono = _int_or(fields.get(notify.X_MONO), time.monotonic_ns())
+        epoch = _int_or(fields.get(notify.X_TS), time.time_ns())
+        phase = run.tracker.mark(
+            fields[notify.X_PHASE],
+            mono_ns=mono,
+            epoch_ns=epoch,
+            detail=_parse_detail(fields.get(notify.X_DETAIL)),
+        )
+        self._publish_phase(phase)
+
+    def _arm_watchdog(self, run: _Run) -> None:
+        if self.spec.watchdog is None:
+            return
+        run.watchdog_deadline = asyncio.get_running_loop().time() + self.spec.watchdog.timeout
+        run.wake.set()
+
+    def _on_ready(self, run: _Run) -> None:
+        run.ready_at = self._clock.monotonic()
+        self._arm_watchdog(run)
+        phase = run.tracker.mark(READY, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns())
+        self._publish_phase(phase)
+        self._transition(NodeState.READY)
+        self._finish_recovery(run.tracker, result=READY)
+        run.wake.set()
+
+    def _finish_recovery(self, tracker: RecoveryTracker, *, result: str, error: str = "") -> None:
+        report = tracker.report(result=result, error=error)
+        if report.full_recovery_ms is not None:
+            self._last_recovery_ms = report.full_recovery_ms
+        self._observer.recovery_report(report)
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _transition(self, new: NodeState) -> None:
+        if new is self.state:
+            return
+        check_transition(self.name, self.state, new)
+        log.info(
+            "node %s: %s -> %s", self.name, self.state, new, extra={"node": self.name, "state": str(new)}
+        )
+        self.state = new
+        self._since = self._clock.time()
+        self._observer.node_status(self.status())
+
+    def _publish_phase(self, phase: PhaseMark) -> None:
+        self._observer.recovery_phase(self.status(), phase)
+
+    def _write_spec_file(self) -> None:
+        path = self.paths.spec_file
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._spec_payload(self.spec), indent=2, default=str))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    def _write_pidfile(self, run: _Run) -> None:
+        pidfile.write(
+            self.paths.pidfile,
+            pidfile.PidRecord(
+                node=self.name,
+                trader_id=self.spec.trader_id,
+                pid=run.process.pid,
+                pgid=run.process.pgid,
+                start_time=run.process.start_time,
+                daemon_pid=os.getpid(),
+            ),
+        )
+
+    def _started_epoch(self, run: _Run | None) -> float | None:
+        if run is None:
+            return None
+        age_ns = time.monotonic_ns() - run.process.spawned_mono_ns
+        return self._clock.time() - age_ns / 1e9
+
+
+def _parse_detail(raw: str | None) -> dict[str, object]:
+    if not raw:
+        return {}
+    if len(raw) > notify.MAX_DETAIL_BYTES:
+        return {"error": "detail over the size cap", "bytes": len(raw)}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"error": "detail is not JSON", "raw": raw[:200]}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _int_or(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def _describe_exit(info: ExitInfo) -> str:
+    if info.signal is not None:
+        try:
+            name = signal.Signals(info.signal).name
+        except ValueError:
+            name = str(info.signal)
+        return f"{info.reason}: killed by {name}"
+    if info.detail:
+        return f"{info.reason}: {info.detail}"
+    return f"{info.reason}: exit code {info.code}"
