@@ -1,4 +1,4 @@
-"""Fixtures for supervisor tests: a recording observer and real node runners around tests/supervisor/programs."""
+"""Supervisor test fixtures: a recording observer and real node runners (tests/supervisor/programs)."""
 
 from __future__ import annotations
 

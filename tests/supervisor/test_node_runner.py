@@ -43,7 +43,7 @@ async def test_kill_9_is_restarted_with_reason_signal(
 async def test_hang_is_killed_by_watchdog(runners: RunnerFactory, observer: RecordingObserver) -> None:
     runner = runners(node_spec("hang", command=_argv("--hang-after", "0.3")))
     await observer.wait_for(lambda: observer.exits, timeout=10)
-    status, exit_info, will_restart = observer.exits[0]
+    _, exit_info, will_restart = observer.exits[0]
     assert exit_info.reason is ExitReason.WATCHDOG
     assert will_restart
     # SIGABRT is what a hung Python process gets first; it dies of it.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from supervisor.notify import Notifier  # noqa: E402
+from supervisor.notify import Notifier
 
 
 def main() -> int:
