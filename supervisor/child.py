@@ -171,13 +171,19 @@ class NodeProcess:
     def kill(self) -> None:
         self.signal_group(signal.SIGKILL)
 
-    async def reap(self) -> None:
-        """After the exit: kill what is left of the group, read the last output, release the pipes."""
+    def kill_group_remains(self) -> None:
+        """After the exit: kill whatever is left of the node's process group."""
         self.signal_group(signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._protocol.pipes_closed.wait(), PIPE_DRAIN_SECONDS)
-        # A grandchild in another process group may still hold the pipes: stop reading them anyway.
-        self._transport.close()
+
+    async def drain_and_close(self) -> None:
+        """Read the node's last output, then release the pipes. Runs after the exit was handled, so a
+        grandchild holding the pipes delays nothing but this."""
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._protocol.pipes_closed.wait(), PIPE_DRAIN_SECONDS)
+        finally:
+            # A grandchild in another process group may still hold the pipes: stop reading them anyway.
+            self._transport.close()
 
 
 def process_start_time(pid: int) -> int | None:

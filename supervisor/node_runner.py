@@ -26,7 +26,7 @@ from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
-from supervisor.recovery_tracker import READY, SPAWNED, RecoveryTracker
+from supervisor.recovery_tracker import DETECTED, READY, SPAWNED, RecoveryTracker
 from supervisor.restart_policy import RestartHistory, Verdict, decide_after_exit
 from supervisor.states import ExitReason, NodeState, check_transition
 
@@ -105,6 +105,7 @@ class NodeRunner:
         self._stopped = asyncio.Event()
         self._stopped.set()
         self.rejected_notify = 0
+        self._drains: set[asyncio.Task[None]] = set()
 
     # ---- public commands (called on the loop by the daemon and the control socket) -------------------
 
@@ -198,6 +199,10 @@ class NodeRunner:
             run = self._run
             if run is not None and not run.process.exited.done():
                 run.process.kill()
+            for drain in list(self._drains):
+                drain.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drain
             self._endpoint.close()
 
     async def _wait_until_wanted(self) -> None:
@@ -321,11 +326,18 @@ class NodeRunner:
 
     async def _after_exit(self, run: _Run | None, *, ran_for: float) -> None:
         if run is not None:
-            await run.process.reap()
-            pidfile.remove(self.paths.pidfile)
-            self._last_exit = self._exit_info(run)
             mono = run.process.exit_mono_ns or time.monotonic_ns()
-            self._detected = (mono, time.time_ns(), str(self._last_exit.reason))
+            epoch = time.time_ns() - (time.monotonic_ns() - mono)
+            run.process.kill_group_remains()
+            self._last_exit = self._exit_info(run)
+            self._detected = (mono, epoch, str(self._last_exit.reason))
+            self._publish_phase(
+                PhaseMark(name=DETECTED, epoch_ns=epoch, mono_ns=mono, ms_since_detection=0.0)
+            )
+            drain = asyncio.create_task(run.process.drain_and_close(), name=f"node[{self.name}].drain")
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+            pidfile.remove(self.paths.pidfile)
             if not run.tracker.finished:
                 self._finish_recovery(run.tracker, result="failed", error=_describe_exit(self._last_exit))
             self._run = None

@@ -1,0 +1,306 @@
+"""The `fleet` command. Light at start: only what a subcommand needs is imported, and never nautilus_trader or
+ccxt except by the node entry point, so `fleet status` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIGS = (Path("fleet.yaml"), Path("/etc/nautilus-fleet/fleet.yaml"))
+EXIT_USAGE = 2
+EXIT_NO_DAEMON = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleet", description="Supervise a fleet of NautilusTrader nodes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the supervisor daemon")
+    _config_arg(run)
+    run.add_argument("--log-level", default=os.environ.get("FLEET_LOG_LEVEL", "INFO"))
+    run.add_argument(
+        "--no-watch", action="store_true", help="do not reload when the file changes (SIGHUP still does)"
+    )
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="validate fleet.yaml and print the resolved fleet")
+    check.add_argument("file", nargs="?", type=Path, help="the fleet file (or --config)")
+    _config_arg(check)
+    check.set_defaults(func=_cmd_check)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of fleet.yaml (for editors)")
+    schema.set_defaults(func=_cmd_schema)
+
+    status = sub.add_parser("status", help="show every node's state")
+    _daemon_args(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_cmd_status)
+
+    for name, text in (
+        ("start", "start a node (also releases it from quarantine)"),
+        ("stop", "stop a node and keep it stopped"),
+        ("restart", "restart a node gracefully"),
+        ("reset", "forget a node's crash history and quarantine"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("node")
+        _daemon_args(cmd)
+        cmd.set_defaults(func=_cmd_node)
+
+    logs = sub.add_parser("logs", help="show a node's output")
+    logs.add_argument("node")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    _daemon_args(logs)
+    logs.set_defaults(func=_cmd_logs)
+
+    reload = sub.add_parser("reload", help="re-read fleet.yaml now (as SIGHUP does)")
+    _daemon_args(reload)
+    reload.set_defaults(func=_cmd_reload)
+
+    emulator = sub.add_parser("emulator", help="run the Binance USD-M futures emulator", add_help=False)
+    emulator.add_argument("rest", nargs=argparse.REMAINDER)
+    emulator.set_defaults(func=_cmd_emulator)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        help="fleet.yaml (default: $FLEET_CONFIG, ./fleet.yaml, /etc/nautilus-fleet/fleet.yaml)",
+    )
+
+
+def _daemon_args(parser: argparse.ArgumentParser) -> None:
+    _config_arg(parser)
+    parser.add_argument("--socket", type=Path, default=None, help="the daemon's control socket")
+
+
+def _config_path(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    env = os.environ.get("FLEET_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_CONFIGS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_CONFIGS[0]
+
+
+def _load(path: Path) -> Any:
+    """The validated fleet, or the precise error on stderr (the caller exits 2)."""
+    from supervisor.config.errors import ConfigError
+    from supervisor.config.loader import load_fleet
+
+    try:
+        return load_fleet(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return None
+
+
+# ---- daemon ---------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from supervisor.logs import configure_logging
+
+    configure_logging(args.log_level)
+    path = _config_path(args.config)
+    spec = _load(path)
+    if spec is None:
+        return EXIT_USAGE
+    from supervisor.daemon import Daemon
+
+    async def run() -> int:
+        daemon = Daemon(config_path=path, spec=spec, watch=not args.no_watch)
+        return await daemon.run()
+
+    return asyncio.run(run())
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    path = args.file or _config_path(args.config)
+    spec = _load(path)
+    if spec is None:
+        return EXIT_USAGE
+    from supervisor.config.render import render_fleet
+
+    print(render_fleet(spec))
+    print(f"{path}: OK")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from supervisor.config.render import fleet_json_schema
+
+    print(json.dumps(fleet_json_schema(), indent=2))
+    return 0
+
+
+# ---- talking to the daemon ------------------------------------------------------------------------
+
+
+def _socket_path(args: argparse.Namespace) -> Path | None:
+    if args.socket is not None:
+        return Path(args.socket)
+    env = os.environ.get("FLEET_SOCKET")
+    if env:
+        return Path(env)
+    spec = _load(_config_path(args.config))
+    if spec is None:
+        return None
+    from supervisor.config.paths import resolve_paths
+
+    return resolve_paths(spec, os.environ).control_socket
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from supervisor.control_client import ControlClient
+
+    path = _socket_path(args)
+    return ControlClient(path) if path is not None else None
+
+
+def _ask(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any] | None:
+    from supervisor.control_client import DaemonNotRunningError
+
+    client = _client(args)
+    if client is None:
+        return None
+    try:
+        reply: dict[str, Any] = client.request(message)
+    except DaemonNotRunningError as exc:
+        print(exc, file=sys.stderr)
+        return None
+    if not reply.get("ok"):
+        print(f"fleet: {reply.get('error', 'request failed')}", file=sys.stderr)
+        return None
+    return reply
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    reply = _ask(args, {"cmd": "status"})
+    if reply is None:
+        return EXIT_NO_DAEMON
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return 0
+    print(render_status(reply["nodes"], now=time.time()))
+    print(reply["summary"])
+    return 0
+
+
+def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
+    header = ("NODE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LAST RECOVERY")
+    rows = [header]
+    for node in nodes:
+        exit_info = node.get("last_exit") or {}
+        if exit_info:
+            code = exit_info.get("code")
+            sig = exit_info.get("signal")
+            what = f"signal {sig}" if sig is not None else f"code {code}"
+            last_exit = f"{exit_info['reason']} ({what}) {_ago(now - exit_info['at'])} ago"
+        else:
+            last_exit = "-"
+        started = node.get("started_at")
+        recovery = node.get("last_recovery_ms")
+        state = node["state"]
+        if state == "backoff" and node.get("next_start_in") is not None:
+            state = f"backoff ({node['next_start_in']:.1f}s)"
+        rows.append(
+            (
+                node["name"],
+                state,
+                str(node["pid"]) if node.get("pid") else "-",
+                _ago(now - started) if started else "-",
+                str(node["restarts"]),
+                last_exit,
+                f"{recovery:.0f} ms" if recovery is not None else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    for node in nodes:
+        if node.get("quarantine_reason"):
+            lines.append(
+                f"{node['name']}: quarantined: {node['quarantine_reason']} (fleet reset {node['name']})"
+            )
+    return "\n".join(lines)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    reply = _ask(args, {"cmd": args.command, "node": args.node})
+    if reply is None:
+        return EXIT_NO_DAEMON
+    note = f" ({reply['note']})" if reply.get("note") else ""
+    print(f"{args.node}: {reply.get('state')}{note}")
+    return 0
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    return 0 if _ask(args, {"cmd": "reload"}) is not None else EXIT_NO_DAEMON
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from supervisor.control_client import DaemonNotRunningError
+
+    client = _client(args)
+    if client is None:
+        return EXIT_NO_DAEMON
+    request = {"cmd": "logs", "node": args.node, "lines": args.lines, "follow": args.follow}
+    try:
+        for reply in client.stream(request, timeout=None if args.follow else 30.0):
+            if "line" in reply:
+                print(reply["line"], flush=args.follow)
+            elif not reply.get("ok", True):
+                print(f"fleet: {reply.get('error')}", file=sys.stderr)
+                return EXIT_USAGE
+    except DaemonNotRunningError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_NO_DAEMON
+    return 0
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from emulator.__main__ import main as emulator_main
+
+    return int(emulator_main(args.rest))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

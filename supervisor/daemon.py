@@ -1,0 +1,365 @@
+"""`fleet run`: the long-running daemon that keeps every node of fleet.yaml alive.
+
+Structure (hypercorn-style): the shutdown trigger is an injectable awaitable, services run in one task group,
+signal handlers only record what arrived and the loop acts on it. On SIGTERM/SIGINT every node is stopped in
+parallel within its grace and `run()` returns 0; a second SIGINT escalates to SIGKILL. SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from supervisor import pidfile
+from supervisor.clock import Clock, SystemClock
+from supervisor.config.errors import ConfigError
+from supervisor.config.loader import load_fleet
+from supervisor.config.paths import ResolvedPaths, resolve_paths
+from supervisor.config.schema import FleetSpec, NodeSpec
+from supervisor.control_server import ControlServer
+from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.node_logs import NodeLogWriter, NodeOutput
+from supervisor.node_runner import NodePaths, NodeRunner
+from supervisor.notify import Notifier
+from supervisor.observers import FanOut
+from supervisor.reload import plan_reload, watch_file
+from supervisor.states import NodeState
+
+log = logging.getLogger(__name__)
+
+# The module a strategy node runs (the recovery library's entry point).
+NODE_ENTRY_MODULE = "recovery.node"
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        config_path: Path,
+        spec: FleetSpec,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        observers: list[FleetObserver] | None = None,
+        watch: bool = True,
+    ) -> None:
+        self.config_path = config_path.resolve()
+        self.spec = spec
+        self._environ = dict(os.environ if environ is None else environ)
+        self._clock = clock or SystemClock()
+        self.observer = FanOut(observers or [])
+        self._watch = watch
+        self.paths: ResolvedPaths = resolve_paths(spec, self._environ)
+        self._runners: dict[str, NodeRunner] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._log_writer = NodeLogWriter()
+        self._systemd = Notifier(environ=self._environ)
+        self._shutdown = asyncio.Event()
+        self._escalate = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._ready_sent = False
+        self._exit_code = 0
+        self._node_group: asyncio.TaskGroup | None = None
+
+    # ---- the Fleet protocol used by the control server --------------------------------------------
+
+    def runners(self) -> list[NodeRunner]:
+        return list(self._runners.values())
+
+    def runner(self, name: str) -> NodeRunner | None:
+        return self._runners.get(name)
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+
+    def summary(self) -> str:
+        counts = Counter(str(r.state) for r in self._runners.values())
+        order = [str(s) for s in NodeState]
+        parts = [f"{counts[s]} {s}" for s in order if counts[s]]
+        total = len(self._runners)
+        return f"{total} node{'s' if total != 1 else ''}: {', '.join(parts) if parts else 'none'}"
+
+    # ---- running ---------------------------------------------------------------------------------
+
+    async def run(self, shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> int:
+        """Run until the trigger completes or a SIGTERM/SIGINT arrives; returns the exit code."""
+        self._prepare_dirs()
+        await self._stop_leftovers()
+        self._log_writer.start()
+        control = ControlServer(path=self.paths.control_socket, mode=self.spec.control.mode, fleet=self)
+        await control.start()
+        installed = self._install_signal_handlers()
+        try:
+            async with asyncio.TaskGroup() as services:
+                self._node_group = services
+                for node in self.spec.nodes:
+                    self._add_node(node)
+                services.create_task(self._reload_loop(), name="fleet.reload")
+                if self._watch:
+                    services.create_task(self._watch_config(), name="fleet.watch-config")
+                if self._systemd.watchdog_interval:
+                    services.create_task(self._systemd_watchdog(), name="fleet.systemd-watchdog")
+                if shutdown_trigger is not None:
+                    services.create_task(self._trigger(shutdown_trigger), name="fleet.shutdown-trigger")
+                services.create_task(self._escalation_loop(), name="fleet.escalation")
+                log.info(
+                    "fleet %s running %d nodes (control socket %s)",
+                    self.spec.fleet,
+                    len(self.spec.nodes),
+                    self.paths.control_socket,
+                )
+                self._systemd.ready(status=self.summary())
+                self._ready_sent = True
+                await self._shutdown.wait()
+                await self._stop_everything()
+                # Leaving the group with an exception cancels (and awaits) every remaining service task.
+                raise _Shutdown
+        except* _Shutdown:
+            pass
+        finally:
+            self._node_group = None
+            self._restore_signal_handlers(installed)
+            await control.close()
+            self._log_writer.stop()
+        log.info("fleet %s stopped", self.spec.fleet)
+        return self._exit_code
+
+    def _prepare_dirs(self) -> None:
+        for directory in (self.paths.runtime_dir, self.paths.state_dir, self.paths.log_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    async def _stop_leftovers(self) -> None:
+        """Nodes an earlier daemon left running are stopped before any new node starts."""
+        leftovers = []
+        for path, record in pidfile.read_all(self.paths.pid_dir):
+            if record is not None and pidfile.is_alive(record):
+                node = next((n for n in self.spec.nodes if n.name == record.node), None)
+                sig = signal.Signals[node.stop.signal] if node else signal.SIGTERM
+                grace = node.stop.grace if node else self.spec.defaults.stop.grace
+                leftovers.append(pidfile.stop_leftover(record, sig=sig, grace=grace))
+            pidfile.remove(path)
+        if leftovers:
+            await asyncio.gather(*leftovers)
+
+    def _add_node(self, node: NodeSpec) -> None:
+        assert self._node_group is not None
+        runner = NodeRunner(
+            spec=node,
+            argv=self._argv(node),
+            env=self._node_env(node),
+            paths=self._node_paths(node),
+            spec_payload=self._spec_payload,
+            output=NodeOutput(
+                node=node.name, path=self.paths.log_dir / f"{node.name}.log", writer=self._log_writer
+            ),
+            observer=self,
+            clock=self._clock,
+        )
+        self._runners[node.name] = runner
+        self._tasks[node.name] = self._node_group.create_task(self._guard(runner), name=f"node[{node.name}]")
+
+    async def _guard(self, runner: NodeRunner) -> None:
+        """A bug in one runner must not take the others down with SIGKILL: stop the fleet gracefully and
+        exit non-zero, so that systemd restarts the daemon."""
+        try:
+            await runner.run()
+        except Exception:
+            log.critical("supervision of node %s failed: stopping the fleet", runner.name, exc_info=True)
+            self._exit_code = 1
+            self._shutdown.set()
+
+    async def _remove_node(self, name: str) -> None:
+        runner = self._runners.pop(name)
+        await runner.stop()
+        task = self._tasks.pop(name)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self.node_removed(name, runner.spec.trader_id, tuple(runner.spec.venues))
+        self._publish_summary()
+
+    def _argv(self, node: NodeSpec) -> list[str]:
+        if node.command is not None:
+            return list(node.command)
+        return [sys.executable, "-m", NODE_ENTRY_MODULE, "--spec", str(self._node_paths(node).spec_file)]
+
+    def _node_env(self, node: NodeSpec) -> dict[str, str]:
+        env = dict(self._environ)
+        env.update(node.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _node_paths(self, node: NodeSpec) -> NodePaths:
+        return NodePaths(
+            notify_socket=self.paths.runtime_dir / "n" / node.name,
+            pidfile=self.paths.pid_dir / f"{node.name}.pid",
+            spec_file=self.paths.runtime_dir / "specs" / f"{node.name}.json",
+            log_file=self.paths.log_dir / f"{node.name}.log",
+        )
+
+    def _spec_payload(self, node: NodeSpec) -> dict[str, Any]:
+        """What a node is handed: its validated spec and what it refers to (secrets stay references)."""
+        return {
+            "fleet": self.spec.fleet,
+            "node": msgspec.to_builtins(node),
+            "venues": {name: msgspec.to_builtins(self.spec.venues[name]) for name in node.venues},
+            "redis": msgspec.to_builtins(self.spec.redis),
+            "state_dir": str(self.paths.state_dir),
+        }
+
+    # ---- reload ----------------------------------------------------------------------------------
+
+    async def _watch_config(self) -> None:
+        async for _ in watch_file(self.config_path):
+            self.request_reload()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Re-read fleet.yaml and apply the difference. An invalid file changes nothing."""
+        try:
+            new = await asyncio.to_thread(load_fleet, self.config_path, self._environ)
+        except ConfigError as exc:
+            log.error("reload refused, the fleet keeps running unchanged: %s", exc)
+            return False
+        except OSError as exc:
+            log.error("reload refused, cannot read %s: %s", self.config_path, exc)
+            return False
+        plan = plan_reload(self.spec, new)
+        log.info("reload: %s", plan.describe())
+        if plan.needs_daemon_restart:
+            log.warning(
+                "reload: changes to %s take effect after a daemon restart",
+                ", ".join(plan.needs_daemon_restart),
+            )
+        self.spec = new
+        names = {n.name for n in new.nodes}
+        # Removed nodes go away; disabled ones stay listed, stopped.
+        await asyncio.gather(
+            *(
+                self._remove_node(name) if name not in names else self._runners[name].stop()
+                for name in plan.stop
+            )
+        )
+        for name in plan.update:
+            self._runners[name].update(new.node(name))
+        for name in plan.restart:
+            await self._remove_node(name)
+            self._add_node(new.node(name))
+        for name in plan.start:
+            if name in self._runners:
+                self._runners[name].update(new.node(name))
+                self._runners[name].start()
+            else:
+                self._add_node(new.node(name))
+        # Keep the runners in the file's order.
+        self._runners = {n.name: self._runners[n.name] for n in new.nodes if n.name in self._runners}
+        self._publish_summary()
+        return True
+
+    # ---- shutdown, signals, systemd --------------------------------------------------------------
+
+    async def _trigger(self, trigger: Callable[[], Awaitable[None]]) -> None:
+        await trigger()
+        self._shutdown.set()
+
+    async def _stop_everything(self) -> None:
+        self._systemd.stopping()
+        log.info("stopping all %d nodes", len(self._runners))
+        await asyncio.gather(*(runner.stop() for runner in self._runners.values()))
+        for task in self._tasks.values():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _escalation_loop(self) -> None:
+        await self._escalate.wait()
+        log.warning("second interrupt: killing every node now")
+        for runner in self._runners.values():
+            runner.kill()
+
+    def _install_signal_handlers(self) -> list[int]:
+        loop = asyncio.get_running_loop()
+        handlers = {
+            signal.SIGTERM: self._handle_term,
+            signal.SIGINT: self._handle_int,
+            signal.SIGHUP: self._handle_hup,
+        }
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
+        return list(handlers)
+
+    def _restore_signal_handlers(self, installed: list[int]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    def _handle_term(self) -> None:
+        log.info("SIGTERM: stopping the fleet")
+        self._shutdown.set()
+
+    def _handle_int(self) -> None:
+        if self._shutdown.is_set():
+            self._escalate.set()
+            return
+        log.info("SIGINT: stopping the fleet (interrupt again to kill every node at once)")
+        self._shutdown.set()
+
+    def _handle_hup(self) -> None:
+        log.info("SIGHUP: reloading %s", self.config_path)
+        self.request_reload()
+
+    async def _systemd_watchdog(self) -> None:
+        interval = self._systemd.watchdog_interval
+        assert interval is not None
+        while True:
+            self._systemd.watchdog()
+            await asyncio.sleep(interval)
+
+    # ---- FleetObserver: runners report here; the daemon keeps its summary and passes everything on ----
+
+    def node_status(self, status: NodeStatus) -> None:
+        self.observer.node_status(status)
+        self._publish_summary()
+
+    def node_exited(self, status: NodeStatus, exit_info: ExitInfo, will_restart: bool) -> None:
+        self.observer.node_exited(status, exit_info, will_restart)
+
+    def recovery_phase(self, node: NodeStatus, phase: PhaseMark) -> None:
+        self.observer.recovery_phase(node, phase)
+
+    def recovery_report(self, report: RecoveryReport) -> None:
+        self.observer.recovery_report(report)
+
+    def node_removed(self, name: str, trader_id: str, venues: tuple[str, ...]) -> None:
+        self.observer.node_removed(name, trader_id, venues)
+
+    def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
+        self.observer.fleet_summary(summary, counts)
+
+    def _publish_summary(self) -> None:
+        summary = self.summary()
+        if self._ready_sent:
+            self._systemd.status(summary)
+        counts = dict(Counter(str(r.state) for r in self._runners.values()))
+        self.observer.fleet_summary(summary, counts)
+
+
+class _Shutdown(Exception):
+    """Raised inside the service task group to cancel every remaining service task."""
