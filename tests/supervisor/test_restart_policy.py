@@ -22,7 +22,18 @@ def _upper(lo: float, hi: float) -> float:
 
 @pytest.mark.parametrize(
     ("failures", "cap"),
-    [(0, 0.0), (1, 0.0), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (6, 16.0), (7, 30.0), (50, 30.0), (10**6, 30.0)],
+    [
+        (0, 0.0),
+        (1, 0.0),
+        (2, 1.0),
+        (3, 2.0),
+        (4, 4.0),
+        (5, 8.0),
+        (6, 16.0),
+        (7, 30.0),
+        (50, 30.0),
+        (10**6, 30.0),
+    ],
 )
 def test_backoff_cap_doubles_up_to_the_max(failures: int, cap: float) -> None:
     assert backoff_cap(SPEC, failures) == cap
@@ -66,7 +77,9 @@ def test_more_than_burst_starts_within_window_quarantines() -> None:
     for _ in range(7):
         history = history.started(now, SPEC.start_limit.window)
         now += 1.0
-        history, decision = decide_after_exit(history, SPEC, now=now, ran_for=0.0, fatal=False, uniform=_upper)
+        history, decision = decide_after_exit(
+            history, SPEC, now=now, ran_for=0.0, fatal=False, uniform=_upper
+        )
         verdicts.append(decision.verdict)
         if decision.verdict is Verdict.QUARANTINE:
             break
