@@ -52,7 +52,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class StartReports:
-    """Receives (pid, monotonic ns) datagrams from every trivial node start."""
+    """Receives (pid, monotonic ns) datagrams: from every trivial node start, or from the exit listener."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -60,9 +60,9 @@ class StartReports:
         self.sock.bind(str(path))
         self.sock.setblocking(False)
 
-    async def next_start(self, timeout: float = 10.0) -> tuple[int, int]:
+    async def next_start(self, within: float = 10.0) -> tuple[int, int]:
         loop = asyncio.get_running_loop()
-        data = await asyncio.wait_for(loop.sock_recv(self.sock, 256), timeout)
+        data = await asyncio.wait_for(loop.sock_recv(self.sock, 256), within)
         pid, mono = data.decode().split()
         return int(pid), int(mono)
 
@@ -152,14 +152,14 @@ async def bench_ours(kills: int, work: Path) -> tuple[list[float], list[float]]:
 
 LISTENER = textwrap.dedent(
     """
-    import sys, time
-    out = open(sys.argv[1], "a", buffering=1)
+    import socket, sys, time
+    out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     while True:
         sys.stdout.write("READY\\n"); sys.stdout.flush()
         header = dict(x.split(":") for x in sys.stdin.readline().split())
         body = sys.stdin.read(int(header["len"]))
         if header["eventname"] == "PROCESS_STATE_EXITED":
-            out.write(f"{time.monotonic_ns()}\\n")
+            out.sendto(f"0 {time.monotonic_ns()}".encode(), sys.argv[1])
         sys.stdout.write("RESULT 2\\nOK"); sys.stdout.flush()
     """
 )
@@ -178,10 +178,9 @@ def supervisord_venv(work: Path) -> Path:
 
 
 async def bench_supervisord(kills: int, work: Path) -> tuple[list[float], list[float]]:
-    venv = supervisord_venv(work)
+    venv = await asyncio.to_thread(supervisord_venv, work)
     reports = StartReports(work / "theirs.sock")
-    exits_file = work / "exits.txt"
-    exits_file.write_text("")
+    exits = StartReports(work / "exits.sock")
     (work / "listener.py").write_text(LISTENER)
     conf = work / "supervisord.conf"
     conf.write_text(
@@ -204,34 +203,35 @@ async def bench_supervisord(kills: int, work: Path) -> tuple[list[float], list[f
             stopsignal=KILL
 
             [eventlistener:exits]
-            command={sys.executable} {work}/listener.py {exits_file}
+            command={sys.executable} {work}/listener.py {exits.path}
             events=PROCESS_STATE_EXITED
             """
         )
     )
-    daemon = subprocess.Popen(
-        [str(venv / "bin" / "supervisord"), "-c", str(conf)],
+    daemon = await asyncio.create_subprocess_exec(
+        str(venv / "bin" / "supervisord"),
+        "-c",
+        str(conf),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     detection: list[float] = []
     to_ready: list[float] = []
     try:
-        pid, _ = await reports.next_start(timeout=30)
-        for i in range(kills):
+        pid, _ = await reports.next_start(within=30)
+        for _ in range(kills):
             await asyncio.sleep(STABLE_SECONDS)
             t0 = time.monotonic_ns()
             os.kill(pid, signal.SIGKILL)
             pid, started = await reports.next_start()
-            while len(exits_file.read_text().split()) < i + 1:
-                await asyncio.sleep(0.005)
-            detected = int(exits_file.read_text().split()[i])
+            _, detected = await exits.next_start()
             detection.append((detected - t0) / 1e6)
             to_ready.append((started - t0) / 1e6)
     finally:
         daemon.terminate()
-        daemon.wait(10)
+        await asyncio.wait_for(daemon.wait(), 10)
         reports.close()
+        exits.close()
     return detection, to_ready
 
 

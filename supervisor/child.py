@@ -69,7 +69,8 @@ class _ChildProtocol(asyncio.SubprocessProtocol):
             self.pipes_closed.set()
 
     def process_exited(self) -> None:
-        self.exit_mono_ns = time.monotonic_ns()
+        if self.exit_mono_ns is None:
+            self.exit_mono_ns = time.monotonic_ns()
         assert self.transport is not None
         code = self.transport.get_returncode()
         if not self._exited.done():
@@ -98,6 +99,28 @@ class NodeProcess:
         self.start_time = process_start_time(pid)
         self.spawned_mono_ns = time.monotonic_ns()
         self.exited = exited
+        self._pidfd = self._watch_pidfd(pid)
+
+    def _watch_pidfd(self, pid: int) -> int | None:
+        """Timestamp the exit in the first loop iteration after it: asyncio's own child watcher hands it on
+        through two more callbacks before `process_exited` runs."""
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            return None
+        asyncio.get_running_loop().add_reader(fd, self._on_pidfd_readable)
+        return fd
+
+    def _on_pidfd_readable(self) -> None:
+        if self._protocol.exit_mono_ns is None:
+            self._protocol.exit_mono_ns = time.monotonic_ns()
+        self._close_pidfd()
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
 
     @classmethod
     async def spawn(
@@ -184,6 +207,7 @@ class NodeProcess:
         finally:
             # A grandchild in another process group may still hold the pipes: stop reading them anyway.
             self._transport.close()
+            self._close_pidfd()
 
 
 def process_start_time(pid: int) -> int | None:
