@@ -183,17 +183,34 @@ def _syntax_error(source: str, exc: yaml.MarkedYAMLError) -> ConfigError:
     )
 
 
+def _reader_error(source: str, text: str, exc: yaml.reader.ReaderError) -> ConfigError:
+    """A character YAML does not allow (control characters); placed by counting lines up to it."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    return ConfigError(
+        file=source,
+        line=line,
+        column=column,
+        field="",
+        expected="valid YAML",
+        found=None,
+        hint=f"character #x{exc.character:04x} is not allowed (control characters cannot appear in YAML)",
+    )
+
+
 def parse_document(text: str, source: str) -> Document:
     """Compose and resolve one YAML document; ConfigError for syntax errors, repeated keys, tags, etc."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(source, text, exc) from None
     try:
         node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(source, text, exc) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(source, exc) from None
-    except yaml.YAMLError as exc:  # reader errors (e.g. control characters) carry no mark
-        raise ConfigError(
-            file=source, line=0, column=0, field="", expected="valid YAML", found=None, hint=str(exc)
-        ) from None
     finally:
         loader.dispose()
     marks = Marks()

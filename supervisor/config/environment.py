@@ -26,8 +26,9 @@ def check_environment(spec: FleetSpec, doc: Document, environ: Mapping[str, str]
     try:
         resolve_paths(spec, environ)
     except ConfigError as exc:
-        at = _PATH_FIELDS.get(exc.field, ())
-        errors.append(exc.relocated(doc.source, doc.marks.value(at)))
+        errors += [
+            err.relocated(doc.source, doc.marks.value(_PATH_FIELDS.get(err.field, ()))) for err in exc.errors
+        ]
     return errors
 
 

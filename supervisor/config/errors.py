@@ -97,8 +97,8 @@ class ConfigError(Exception):
         """All problems found; a single error is its own list (see `ConfigErrors`)."""
         return (self,)
 
-    def sort_key(self) -> tuple[int, int, str]:
-        return (self.line, self.column, self.field)
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (self.line, self.column, self.field, self.message)
 
     def __str__(self) -> str:
         return self.message

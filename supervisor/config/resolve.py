@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from supervisor.config.errors import ConfigError, FieldPath, quote
+from supervisor.config.errors import ConfigError, FieldPath, quote, raise_all
 from supervisor.config.schema import FleetSpec, NodeSpec
 
 APP = "nautilus-fleet"
@@ -53,7 +53,8 @@ def resolve_paths(
     - log_dir: `log_dir`, $LOGS_DIRECTORY, <state_dir>/logs
     - control_socket: `control.socket`, <runtime_dir>/control.sock
 
-    Raises ConfigError (without a file position; the loader adds it) when a socket path would not fit AF_UNIX.
+    Raises ConfigError (without a file position; the loader adds it) when a socket path would not fit AF_UNIX
+    (ConfigErrors when several do not).
     """
     env = os.environ if environ is None else environ
     user = os.getuid() if uid is None else uid
@@ -66,28 +67,31 @@ def resolve_paths(
     paths = ResolvedPaths(
         runtime_dir=runtime_dir, state_dir=state_dir, log_dir=log_dir, control_socket=socket
     )
-    check_socket_paths(spec, paths)
+    raise_all(socket_path_problems(spec, paths))
     return paths
 
 
-def check_socket_paths(spec: FleetSpec, paths: ResolvedPaths) -> None:
-    too_long: list[tuple[FieldPath, Path]] = []
-    if len(os.fsencode(paths.control_socket)) > MAX_UNIX_PATH:
-        too_long.append((("control", "socket"), paths.control_socket))
+def socket_path_problems(spec: FleetSpec, paths: ResolvedPaths) -> list[ConfigError]:
+    """Sockets whose path would not fit AF_UNIX, each placed at the setting that decides it."""
+    candidates: list[tuple[str, Path]] = [
+        ("control.socket" if spec.control.socket else "runtime_dir", paths.control_socket)
+    ]
     longest = max((node.name for node in spec.nodes), key=len, default=None)
-    if longest is not None and len(os.fsencode(paths.notify_socket(longest))) > MAX_UNIX_PATH:
-        too_long.append((("runtime_dir",), paths.notify_socket(longest)))
-    if too_long:
-        field, path = too_long[0]
-        raise ConfigError(
+    if longest is not None:
+        candidates.append(("runtime_dir", paths.notify_socket(longest)))
+    return [
+        ConfigError(
             file="",
             line=0,
             column=0,
-            field=".".join(str(p) for p in field),
+            field=field,
             expected=f"a socket path of at most {MAX_UNIX_PATH} bytes",
             found=f"{quote(str(path))} ({len(os.fsencode(path))} bytes)",
             hint="choose a shorter directory (AF_UNIX limits socket paths to 108 bytes)",
         )
+        for field, path in candidates
+        if len(os.fsencode(path)) > MAX_UNIX_PATH
+    ]
 
 
 def _first(*candidates: str | Path | None) -> Path | None:

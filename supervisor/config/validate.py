@@ -279,8 +279,7 @@ def _node_durations(doc: Document, at: FieldPath, node: NodeSpec | NodeDefaults)
         yield _not_positive(doc, (*at, "watchdog", "timeout"), node.watchdog.timeout)
     if restart.backoff_max < restart.backoff_initial:
         initial, maximum = (*at, "restart", "backoff_initial"), (*at, "restart", "backoff_max")
-        # Blame the value this node wrote itself; when both or neither are its own, the maximum.
-        if doc.written(initial) and not doc.written(maximum):
+        if _blame(doc, maximum, initial) == initial:
             yield doc.error(
                 initial,
                 f"at most backoff_max ({format_duration(restart.backoff_max)})",
@@ -292,6 +291,14 @@ def _node_durations(doc: Document, at: FieldPath, node: NodeSpec | NodeDefaults)
                 f"at least backoff_initial ({format_duration(restart.backoff_initial)})",
                 quote(format_duration(restart.backoff_max)),
             )
+
+
+def _blame(doc: Document, *paths: FieldPath) -> FieldPath:
+    """Of values that conflict, the one to point at: the first the node wrote itself, else the first written
+    anywhere in the file (e.g. in `defaults`), else the first."""
+    own = [p for p in paths if doc.written(p)]
+    anywhere = [p for p in paths if doc.origin(p) in doc.marks.values]
+    return (own or anywhere or list(paths))[0]
 
 
 def _not_positive(doc: Document, at: FieldPath, value: float) -> ConfigError:
