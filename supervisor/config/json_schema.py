@@ -22,7 +22,9 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 def fleet_json_schema() -> dict[str, Any]:
     defs: dict[str, dict[str, Any]] = {}
-    root = _schema(root_type(), defs)
+    top = root_type()
+    assert isinstance(top, mi.StructType)
+    root = _struct(top, defs)  # inline at the top, so the file's own keys are the schema's properties
     return {
         "$schema": DRAFT,
         "title": "nautilus-fleet fleet.yaml",
