@@ -67,7 +67,11 @@ def decode_fleet(doc: Document) -> tuple[FleetSpec | None, list[ConfigError]]:
             errors += _decode_unit(doc, node, ("nodes", index), NodeSpec)
     if errors:
         return None, errors
-    return msgspec.convert(data, FleetSpec, dec_hook=dec_hook), []
+    try:
+        return msgspec.convert(data, FleetSpec, dec_hook=dec_hook), []
+    except msgspec.ValidationError:
+        # Not expected once every part decoded on its own; if it happens, report it like any other.
+        return None, _decode_unit(doc, data, (), FleetSpec)
 
 
 def _split_out(key: str, value: Any) -> bool:
