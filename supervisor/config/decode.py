@@ -95,7 +95,8 @@ def _decode_unit(doc: Document, data: Any, base: FieldPath, target: type) -> lis
                 return errors  # a consequence of an earlier drop, not a problem of its own
             errors.append(_translate(doc, text, base, path, work))
             unknown = _UNKNOWN.match(text)
-            drop = (*path, unknown["name"]) if unknown else _droppable(path if not missing else path[:-1])
+            # Drop the unknown key, the bad value, or the mapping that lacks a required key; then retry.
+            drop = (*path, unknown["name"]) if unknown else _droppable(path)
             if not drop or not _delete(work, drop):
                 return errors
             dropped.add(drop)

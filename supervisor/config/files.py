@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from supervisor.config.document import Document
-from supervisor.config.errors import ConfigError, FieldPath
+from supervisor.config.errors import ConfigError, FieldPath, quote
 
 # Fields holding file system paths; "*" stands for any key of a mapping or index of a list.
 PATH_FIELDS: tuple[FieldPath, ...] = (
@@ -39,14 +39,16 @@ def anchor_paths(doc: Document, base_dir: str) -> tuple[Document, list[ConfigErr
     for pattern in PATH_FIELDS:
         for path, parent, key in _matches(data, pattern, ()):
             value = parent[key]
-            if not isinstance(value, str) or not value:
-                continue  # wrong types and empty paths are reported by decoding and validation
-            if value.startswith("~"):
+            if not isinstance(value, str):
+                continue  # a wrong type is reported by decoding
+            if not value:
+                errors.append(doc.error(path, "a path", quote(value)))
+            elif value.startswith("~"):
                 errors.append(
                     doc.error(
                         path,
                         "an absolute path or one relative to the file",
-                        f'"{value}"',
+                        quote(value),
                         "~ is not expanded; write the full path",
                     )
                 )

@@ -145,8 +145,6 @@ def _secret_refs(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
             yield doc.error(at, 'exactly one of "env" (a variable name) or "file" (a path)', found)
         elif ref.env is not None and not is_env_name(ref.env):
             yield doc.error((*at, "env"), "an environment variable name like API_KEY", quote(ref.env))
-        elif ref.file is not None and not ref.file:
-            yield doc.error((*at, "file"), "a path", quote(ref.file))
 
 
 def _node_identities(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:

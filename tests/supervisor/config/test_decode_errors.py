@@ -270,3 +270,11 @@ def test_duplicate_keys_fail_the_load() -> None:
         'fleet.yaml:6:5 nodes[0].command: expected each key once in a mapping, got "command" again; '
         "first given at line 5, column 5"
     ]
+
+
+def test_problems_after_a_missing_required_key_are_still_found() -> None:
+    text = NODE.replace("command: [run]", "strategies: [{config: {}}]\n    stop: {signal: TERM}")
+    assert messages(text) == [
+        "fleet.yaml:5:18 nodes[0].strategies[0].path: expected a string, got nothing (this key is required)",
+        'fleet.yaml:6:20 nodes[0].stop.signal: expected one of "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", got "TERM"; did you mean "SIGTERM"?',
+    ]

@@ -86,6 +86,13 @@ def test_tilde_is_not_expanded(fleet_dir: Path) -> None:
     ]
 
 
+def test_empty_paths() -> None:
+    assert messages("fleet: demo\nruntime_dir: ''\nredis: {password: {file: ''}}\n") == [
+        'fleet.yaml:2:14 runtime_dir: expected a path, got ""',
+        'fleet.yaml:3:26 redis.password.file: expected a path, got ""',
+    ]
+
+
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_fleet(tmp_path / "nope.yaml", {})
