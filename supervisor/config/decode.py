@@ -25,9 +25,9 @@ from supervisor.config.describe import (
     show,
     type_at,
 )
-from supervisor.config.document import Document
 from supervisor.config.duration import parse_duration
 from supervisor.config.errors import ConfigError, FieldPath, quote
+from supervisor.config.marks import Document
 from supervisor.config.schema import Duration, FleetSpec, NodeSpec, VenueSpec
 
 # Per decoded unit (the top level, one venue, one node); more are rarely useful and cost a retry each.

@@ -3,13 +3,8 @@
 PyYAML's own loaders are not used for values because they apply YAML 1.1 rules: `no`/`on` become booleans,
 `1:30` the integer 90, `0600` an octal number, `2024-01-01` a date, and a repeated key silently wins. Here the
 YAML is only composed into nodes (which carry their marks) and scalars are resolved with a small, strict set
-of rules (YAML 1.2 core, minus its surprises):
-
-- quoted and block scalars are strings;
-- plain `null`, `Null`, `NULL`, `~` and the empty value are null; `true`/`false` (also `True`, `TRUE`,
-  ...) are booleans; decimal integers without leading zeros, `0o17` and `0x1f` are integers; numbers with a
-  dot or an exponent, `.inf` and `.nan` are floats;
-- everything else (`no`, `yes`, `on`, `off`, `1:30`, `0600`, `1_000`, `2024-01-01`) stays a string.
+of rules (YAML 1.2 core, minus its surprises): quoted and block scalars are strings, plain ones are resolved
+by `scalars.resolve_plain` (`no`, `on`, `1:30`, `0600` stay strings).
 
 Mapping keys are always strings. A key given twice in one mapping is an error. Anchors, aliases and merge keys
 (`<<: *base`) work; explicit tags other than the standard `!!str`/`!!map`/`!!seq` are refused.
@@ -17,14 +12,13 @@ Mapping keys are always strings. A key given twice in one mapping is an error. A
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
 from typing import Any
 
 import yaml
 
 from supervisor.config.errors import ConfigError, FieldPath, Location, format_path, quote
+from supervisor.config.marks import Document, Marks
+from supervisor.config.scalars import resolve_plain
 
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 _STR = "tag:yaml.org,2002:str"
@@ -35,122 +29,6 @@ _PLAIN = "tag:nautilus-fleet,2025:plain"
 _MERGE_KEY = "<<"
 # Aliases can make a small file expand enormously ("billion laughs"); a fleet never needs this many values.
 MAX_VALUES = 100_000
-
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_DEC_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
-_OCT_INT = re.compile(r"0o[0-7]+")
-_HEX_INT = re.compile(r"0x[0-9a-fA-F]+")
-# A dot or an exponent is required: "0600" is not a number here (YAML 1.1 read it as octal 384).
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+")
-_SPECIAL_FLOATS = {
-    ".inf": math.inf,
-    ".Inf": math.inf,
-    ".INF": math.inf,
-    "+.inf": math.inf,
-    "+.Inf": math.inf,
-    "+.INF": math.inf,
-    "-.inf": -math.inf,
-    "-.Inf": -math.inf,
-    "-.INF": -math.inf,
-    ".nan": math.nan,
-    ".NaN": math.nan,
-    ".NAN": math.nan,
-}
-
-
-def resolve_plain(text: str) -> Any:  # noqa: PLR0911 - one rule per kind of scalar
-    """The value of an unquoted scalar under the rules in the module docstring."""
-    if text in _NULLS:
-        return None
-    if text in _BOOLS:
-        return _BOOLS[text]
-    if _DEC_INT.fullmatch(text):
-        return int(text)
-    if _OCT_INT.fullmatch(text):
-        return int(text[2:], 8)
-    if _HEX_INT.fullmatch(text):
-        return int(text[2:], 16)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    if text in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[text]
-    return text
-
-
-@dataclasses.dataclass
-class Marks:
-    """Positions of the values (and of the keys) in the file, by field path."""
-
-    values: dict[FieldPath, Location] = dataclasses.field(default_factory=dict)
-    keys: dict[FieldPath, Location] = dataclasses.field(default_factory=dict)
-
-    def value(self, path: FieldPath) -> Location:
-        """Where the value at `path` starts; for a value the file does not have (a default), where its
-        nearest enclosing value starts."""
-        for end in range(len(path), -1, -1):
-            found = self.values.get(path[:end])
-            if found is not None:
-                return found
-        return Location(0, 0)
-
-    def key(self, path: FieldPath) -> Location:
-        """Where the key of a mapping entry starts (the value's position for list items and the root)."""
-        return self.keys.get(path) or self.value(path)
-
-    def alias_from(self, other: Marks, prefix: FieldPath) -> None:
-        """Take over `other`'s marks at `prefix` and below."""
-        n = len(prefix)
-        for mine, theirs in ((self.values, other.values), (self.keys, other.keys)):
-            for sub, loc in theirs.items():
-                if sub[:n] == prefix:
-                    mine[sub] = loc
-
-
-@dataclasses.dataclass(frozen=True)
-class Document:
-    """A parsed fleet.yaml: its data (plain values) and where each value came from."""
-
-    source: str
-    data: Any
-    marks: Marks
-    # Values copied from elsewhere in the file (node settings taken from `defaults`): errors in them are
-    # reported once, at the place they were written.
-    origins: dict[FieldPath, FieldPath] = dataclasses.field(default_factory=dict)
-
-    def origin(self, path: FieldPath) -> FieldPath:
-        """The path where the value at `path` was written (itself, unless it was copied)."""
-        for end in range(len(path), 0, -1):
-            source = self.origins.get(path[:end])
-            if source is not None:
-                return source + path[end:]
-        return path
-
-    def written(self, path: FieldPath) -> bool:
-        """Whether the file itself gives the value at `path` (not a copied default, not a schema default)."""
-        return self.origin(path) == path and path in self.marks.values
-
-    def error(
-        self,
-        path: FieldPath,
-        expected: str,
-        found: str | None,
-        hint: str | None = None,
-        *,
-        at_key: bool = False,
-    ) -> ConfigError:
-        """A ConfigError at the value (or key) of `path` in this document."""
-        where = self.origin(path)
-        loc = self.marks.key(where) if at_key else self.marks.value(where)
-        return ConfigError(
-            file=self.source,
-            line=loc.line,
-            column=loc.column,
-            field=format_path(where),
-            expected=expected,
-            found=found,
-            hint=hint,
-        )
 
 
 class _Loader(yaml.SafeLoader):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 
-from supervisor.config.document import Document
 from supervisor.config.errors import ConfigError, FieldPath, quote
+from supervisor.config.marks import Document
 from supervisor.config.resolve import resolve_paths
 from supervisor.config.schema import FleetSpec
 from supervisor.config.validate import secret_refs

@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from supervisor.config.document import Document
 from supervisor.config.errors import ConfigError, FieldPath, quote
+from supervisor.config.marks import Document
 
 # Fields holding file system paths; "*" stands for any key of a mapping or index of a list.
 PATH_FIELDS: tuple[FieldPath, ...] = (

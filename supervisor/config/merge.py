@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from supervisor.config.document import Document
 from supervisor.config.errors import FieldPath
+from supervisor.config.marks import Document
 from supervisor.config.schema import NodeDefaults
 
 NODE_DEFAULT_KEYS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(NodeDefaults))

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from supervisor.config.document import MAX_VALUES, parse_document, resolve_plain
+from supervisor.config.document import MAX_VALUES, parse_document
 from supervisor.config.errors import ConfigError, Location
+from supervisor.config.scalars import resolve_plain
 
 from ._util import yaml_text
 
