@@ -168,8 +168,11 @@ class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Default: $RUNTIME_DIRECTORY (systemd), else $XDG_RUNTIME_DIR/nautilus-fleet,
     # else /tmp/nautilus-fleet-<uid>.
     runtime_dir: str | None = None
-    # Default: $STATE_DIRECTORY (systemd), else ~/.local/state/nautilus-fleet.
+    # Default: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/nautilus-fleet,
+    # else ~/.local/state/nautilus-fleet.
     state_dir: str | None = None
+    # Per-node log files. Default: $LOGS_DIRECTORY (systemd), else <state_dir>/logs.
+    log_dir: str | None = None
     venues: dict[str, VenueSpec] = {}
     defaults: NodeDefaults = NodeDefaults()
     nodes: list[NodeSpec] = []
