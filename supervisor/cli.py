@@ -109,8 +109,7 @@ def _config_path(given: Path | None) -> Path:
 
 def _load(path: Path) -> Any:
     """The validated fleet, or the precise error on stderr (the caller exits 2)."""
-    from supervisor.config.errors import ConfigError
-    from supervisor.config.loader import load_fleet
+    from supervisor.config import ConfigError, load_fleet
 
     try:
         return load_fleet(path)
@@ -149,15 +148,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
     spec = _load(path)
     if spec is None:
         return EXIT_USAGE
-    from supervisor.config.render import render_fleet
+    from supervisor.config import ConfigError, render_fleet, resolve_paths
 
-    print(render_fleet(spec))
+    try:
+        paths = resolve_paths(spec)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    print(render_fleet(spec, paths))
     print(f"{path}: OK")
     return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from supervisor.config.render import fleet_json_schema
+    from supervisor.config import fleet_json_schema
 
     print(json.dumps(fleet_json_schema(), indent=2))
     return 0
@@ -175,9 +179,10 @@ def _socket_path(args: argparse.Namespace) -> Path | None:
     spec = _load(_config_path(args.config))
     if spec is None:
         return None
-    from supervisor.config.paths import resolve_paths
+    from supervisor.config import resolve_paths
 
-    return resolve_paths(spec, os.environ).control_socket
+    socket_path: Path = resolve_paths(spec, os.environ).control_socket
+    return socket_path
 
 
 def _client(args: argparse.Namespace) -> Any:

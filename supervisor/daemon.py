@@ -18,13 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from supervisor import pidfile
 from supervisor.clock import Clock, SystemClock
-from supervisor.config.errors import ConfigError
-from supervisor.config.loader import load_fleet
-from supervisor.config.paths import ResolvedPaths, resolve_paths
+from supervisor.config import ConfigError, ResolvedPaths, load_fleet, resolve_paths
+from supervisor.config.builtins import to_builtins
 from supervisor.config.schema import FleetSpec, NodeSpec
 from supervisor.control_server import ControlServer
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport
@@ -143,7 +140,7 @@ class Daemon:
     async def _stop_leftovers(self) -> None:
         """Nodes an earlier daemon left running are stopped before any new node starts."""
         leftovers = []
-        for path, record in pidfile.read_all(self.paths.pid_dir):
+        for path, record in pidfile.read_all(self.paths.pidfile("x").parent):
             if record is not None and pidfile.is_alive(record):
                 node = next((n for n in self.spec.nodes if n.name == record.node), None)
                 sig = signal.Signals[node.stop.signal] if node else signal.SIGTERM
@@ -196,26 +193,32 @@ class Daemon:
         return [sys.executable, "-m", NODE_ENTRY_MODULE, "--spec", str(self._node_paths(node).spec_file)]
 
     def _node_env(self, node: NodeSpec) -> dict[str, str]:
+        """The daemon's environment with the fleet's virtualenv activated (so `python` in a `command:` is
+        the interpreter the fleet runs on), then the node's own `env:`."""
         env = dict(self._environ)
-        env.update(node.env)
+        bin_dir = os.path.dirname(sys.executable)
+        env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)])
+        if sys.prefix != sys.base_prefix:
+            env["VIRTUAL_ENV"] = sys.prefix
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(node.env)
         return env
 
     def _node_paths(self, node: NodeSpec) -> NodePaths:
         return NodePaths(
-            notify_socket=self.paths.runtime_dir / "n" / node.name,
-            pidfile=self.paths.pid_dir / f"{node.name}.pid",
+            notify_socket=self.paths.notify_socket(node.name),
+            pidfile=self.paths.pidfile(node.name),
             spec_file=self.paths.runtime_dir / "specs" / f"{node.name}.json",
-            log_file=self.paths.log_dir / f"{node.name}.log",
+            log_file=self.paths.node_log(node.name),
         )
 
     def _spec_payload(self, node: NodeSpec) -> dict[str, Any]:
         """What a node is handed: its validated spec and what it refers to (secrets stay references)."""
         return {
             "fleet": self.spec.fleet,
-            "node": msgspec.to_builtins(node),
-            "venues": {name: msgspec.to_builtins(self.spec.venues[name]) for name in node.venues},
-            "redis": msgspec.to_builtins(self.spec.redis),
+            "node": to_builtins(node),
+            "venues": {name: to_builtins(self.spec.venues[name]) for name in node.venues},
+            "redis": to_builtins(self.spec.redis),
             "state_dir": str(self.paths.state_dir),
         }
 

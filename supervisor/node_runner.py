@@ -204,6 +204,8 @@ class NodeRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await drain
             self._endpoint.close()
+            # Whoever waits in stop() must not wait for a loop that has ended.
+            self._stopped.set()
 
     async def _wait_until_wanted(self) -> None:
         while not self._wanted or self._quarantined:

@@ -113,7 +113,7 @@ class ConfigError(Exception):
         return hash(self.message)
 
 
-class ConfigErrors(ConfigError):  # noqa: N818 - a collection of ConfigError, named for what it holds
+class ConfigErrors(ConfigError):
     """Several problems at once. Its own attributes are those of the first (by position in the file);
     `errors` lists them all and `str()` shows one per line."""
 

@@ -13,8 +13,9 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
+from supervisor.config.builtins import to_builtins
 from supervisor.config.describe import root_type
-from supervisor.config.duration import DURATION_PATTERN, format_duration
+from supervisor.config.duration import DURATION_PATTERN
 from supervisor.config.schema import Duration
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -89,10 +90,4 @@ def _struct(t: mi.StructType, defs: dict[str, dict[str, Any]]) -> dict[str, Any]
 
 
 def _default(value: Any) -> Any:
-    return msgspec.to_builtins(value, enc_hook=_encode)
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, Duration):
-        return format_duration(value)
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    return to_builtins(value)

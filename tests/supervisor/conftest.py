@@ -132,7 +132,7 @@ class RunnerFactory:
             paths=paths,
             spec_payload=lambda s: {"name": s.name, "trader_id": s.trader_id},
             output=NodeOutput(node=spec.name, path=paths.log_file, writer=self.writer),
-            observer=self.observer,  # type: ignore[arg-type]
+            observer=self.observer,
             clock=SystemClock(),
         )
         task = asyncio.create_task(runner.run(), name=f"node[{spec.name}]")
