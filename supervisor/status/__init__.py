@@ -4,7 +4,9 @@ Both publishers implement `supervisor.events.FleetObserver`; the daemon calls th
 their long-lived tasks (`MqttPublisher.run`, `MetricsServer.run`) in its task group.
 """
 
+from supervisor.status.metrics import FleetMetrics
+from supervisor.status.metrics_server import MetricsServer
 from supervisor.status.mqtt import MqttPublisher
 from supervisor.status.session import FileSessionCounter, SessionCounter
 
-__all__ = ["FileSessionCounter", "MqttPublisher", "SessionCounter"]
+__all__ = ["FileSessionCounter", "FleetMetrics", "MetricsServer", "MqttPublisher", "SessionCounter"]
