@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -47,6 +47,11 @@ def next_protocol(current: aiomqtt.ProtocolVersion, error: aiomqtt.MqttError) ->
 
 def is_auth_refusal(error: aiomqtt.MqttError) -> bool:
     return isinstance(error, MqttConnectError) and connack_code(error) in _AUTH_CODES
+
+
+def subscription_refused(granted: Sequence[int | ReasonCode]) -> bool:
+    """SUBACK codes of 0x80 and above are failures (3.1.1: 0x80; 5: 0x80-0xA2, e.g. 0x87 not authorized)."""
+    return any((code.value if isinstance(code, ReasonCode) else code) >= 0x80 for code in granted)
 
 
 def tls_context(spec: TlsSpec) -> ssl.SSLContext:

@@ -31,6 +31,7 @@ from supervisor.status.connection import (
     json_properties,
     load_credentials,
     next_protocol,
+    subscription_refused,
 )
 from supervisor.status.outbox import Outbox, Outgoing
 from supervisor.status.payloads import Reassert, SupervisorIdentity, SupervisorState
@@ -238,7 +239,7 @@ class MqttPublisher:
     async def _connect(self, client: aiomqtt.Client) -> None:
         # aiomqtt connects in a worker thread that cannot be interrupted. If we are cancelled meanwhile, let
         # that attempt finish (bounded by the client's timeout) and close it, so no socket is left behind.
-        entering = asyncio.ensure_future(client.__aenter__())
+        entering = asyncio.create_task(client.__aenter__(), name=self._task_name("connect"))
         try:
             await asyncio.shield(entering)
         except asyncio.CancelledError:
@@ -261,7 +262,13 @@ class MqttPublisher:
             birth = self._outbox.take_topic(state_topic)
             if birth is not None:
                 await self._send(client, birth)
-            await client.subscribe(state_topic, qos=1, timeout=self._operation_timeout)
+            granted = await client.subscribe(state_topic, qos=1, timeout=self._operation_timeout)
+            if subscription_refused(granted):
+                log.warning(
+                    "MQTT broker refused our subscription to %s (ACL?): a late will from an older session "
+                    "will not be corrected",
+                    state_topic,
+                )
             self._failures = 0
             log.info("MQTT connected (session %d, MQTT %s)", session, self._protocol.name)
             try:

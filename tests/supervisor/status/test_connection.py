@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiomqtt
@@ -11,7 +12,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from supervisor.config.schema import MqttSpec, SecretRef, TlsSpec
 from supervisor.secrets import SecretUnavailableError
-from supervisor.status.connection import is_auth_refusal, load_credentials, next_protocol
+from supervisor.status.connection import (
+    is_auth_refusal,
+    load_credentials,
+    next_protocol,
+    subscription_refused,
+)
 from tests.supervisor.status.certs import make_pki
 
 V5 = aiomqtt.ProtocolVersion.V5
@@ -51,6 +57,19 @@ def test_next_protocol(
 )
 def test_is_auth_refusal(error: aiomqtt.MqttError, refused: bool) -> None:
     assert is_auth_refusal(error) is refused
+
+
+@pytest.mark.parametrize(
+    ("granted", "refused"),
+    [
+        ((1,), False),
+        ((0x80,), True),
+        ([ReasonCode(PacketTypes.SUBACK, "Granted QoS 1")], False),
+        ([ReasonCode(PacketTypes.SUBACK, "Not authorized")], True),
+    ],
+)
+def test_subscription_refused(granted: Sequence[int | ReasonCode], refused: bool) -> None:
+    assert subscription_refused(granted) is refused
 
 
 def test_credentials_come_from_the_reference_and_print_masked() -> None:
