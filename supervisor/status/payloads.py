@@ -157,9 +157,13 @@ def exit_event(
 
 
 def phase_event(node: NodeStatus, phase: PhaseMark, *, seq: int, ts: float, host: str) -> dict[str, Any]:
+    # `ts` is when the event was published, as in every event; the phase's own time is `phase_ts`.
     return {
         **_event("phase", seq=seq, ts=ts, host=host, node=node.name, trader_id=node.trader_id),
-        **phase.to_json(),
+        "phase": phase.name,
+        "phase_ts": phase.epoch_ns / 1e9,
+        "ms_since_detection": phase.ms_since_detection,
+        "detail": phase.detail,
     }
 
 

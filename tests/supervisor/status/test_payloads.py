@@ -102,5 +102,14 @@ def test_reconciliation_payload_keeps_the_detail_and_adds_context() -> None:
     assert out["ts"] == pytest.approx(1_700_000_100.25)
 
 
+def test_phase_event_keeps_its_own_time_apart_from_the_phase_time() -> None:
+    mark = phase("reconciled", 250.0, {"venue": "binance"})
+    event = payloads.phase_event(node_status(NodeState.RECOVERING), mark, seq=3, ts=99.0, host="h")
+    assert event["ts"] == 99.0
+    assert event["phase_ts"] == pytest.approx(1_700_000_100.25)
+    assert (event["event"], event["phase"], event["seq"]) == ("phase", "reconciled", 3)
+    assert event["detail"] == {"venue": "binance"}
+
+
 def test_encode_survives_values_json_cannot_represent() -> None:
     assert json.loads(payloads.encode({"x": frozenset({1})})) == {"x": "frozenset({1})"}
