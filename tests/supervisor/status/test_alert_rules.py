@@ -1,4 +1,4 @@
-"""prometheus/alerts.yml and supervisor/status/metrics.py cannot drift apart.
+"""prometheus/alerts.yml (and the Grafana dashboard) and supervisor/status/metrics.py cannot drift apart.
 
 Every metric, label and bucket an alert rule uses is exported. (`promtool test rules
 prometheus/alerts_test.yml`, run by `make test`, checks the rules' logic.)
@@ -6,7 +6,10 @@ prometheus/alerts_test.yml`, run by `make test`, checks the rules' logic.)
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from supervisor.status.session import FileSessionCounter
 from tests.supervisor.status.conftest import exit_info, node_status, phase, recovery_report
 
 RULES = Path(__file__).resolve().parents[3] / "prometheus" / "alerts.yml"
+DASHBOARD = RULES.with_name("grafana-dashboard.json")
 # Series Prometheus makes itself, and the labels it adds to every scraped series.
 PROMETHEUS_OWN = {"up"}
 TARGET_LABELS = {"job", "instance"}
@@ -61,10 +65,47 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[st
     return samples
 
 
+def _dashboard_exprs() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
+
+
+def _concrete(expr: str) -> str:
+    """A dashboard query with Grafana's variables filled in, as Prometheus would receive it."""
+    return expr.replace("$__rate_interval", "5m").replace("$__range", "1h").replace("$instance", ".*")
+
+
 @pytest.mark.parametrize(("alert", "expr"), _exprs(), ids=[f"{a}-{i}" for i, (a, _) in enumerate(_exprs())])
 def test_rule_uses_only_exported_metrics_labels_and_buckets(
     alert: str, expr: str, exported: dict[str, list[dict[str, str]]]
 ) -> None:
+    check_expr(alert, expr, exported)
+
+
+@pytest.mark.parametrize(("title", "expr"), _dashboard_exprs())
+def test_dashboard_uses_only_exported_metrics(
+    title: str, expr: str, exported: dict[str, list[dict[str, str]]]
+) -> None:
+    check_expr(title, _concrete(expr), exported)
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    # promtool parses expressions when it checks rules: wrap each query in a recording rule.
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": _concrete(e)}
+        for i, (_, e) in enumerate(_dashboard_exprs())
+    ]
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is needed (Debian: prometheus)"
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def check_expr(alert: str, expr: str, exported: dict[str, list[dict[str, str]]]) -> None:
     names = set(METRIC.findall(expr))
     for name in names:
         assert name in exported, f"{alert}: {name} is not exported by FleetMetrics"
@@ -112,12 +153,8 @@ def test_every_required_alert_exists() -> None:
 
 def test_the_drift_check_catches_an_unknown_metric(exported: dict[str, list[dict[str, str]]]) -> None:
     with pytest.raises(AssertionError, match="not exported"):
-        test_rule_uses_only_exported_metrics_labels_and_buckets("Bogus", "fleet_no_such_metric > 0", exported)
+        check_expr("Bogus", "fleet_no_such_metric > 0", exported)
     with pytest.raises(AssertionError, match="matches none"):
-        test_rule_uses_only_exported_metrics_labels_and_buckets(
-            "Bogus", 'fleet_full_recovery_seconds_bucket{le=~"4|4\\\\.0"} > 0', exported
-        )
+        check_expr("Bogus", 'fleet_full_recovery_seconds_bucket{le=~"4|4\\\\.0"} > 0', exported)
     with pytest.raises(AssertionError, match="groups by"):
-        test_rule_uses_only_exported_metrics_labels_and_buckets(
-            "Bogus", "sum by (pod) (fleet_node_up) > 0", exported
-        )
+        check_expr("Bogus", "sum by (pod) (fleet_node_up) > 0", exported)
