@@ -136,7 +136,8 @@ async def test_a_late_will_from_an_older_session_is_overwritten_by_the_birth(
     # looks alive to the broker), so our connect does not take its session over.
     async with (
         watching(STATE_TOPIC, port=broker.port) as watcher,
-        half_open_session(broker.port, "fleet-old-process", _old_will(5), keepalive=1),
+        # keepalive 2 s: the broker fires the old will ~3 s after its CONNECT, well after our birth.
+        half_open_session(broker.port, "fleet-old-process", _old_will(5), keepalive=2),
     ):
         start_publisher(prefix=PREFIX, port=broker.port, session_file=session_file)
         first = await watcher.wait_for(lambda m: _state(m) == ("online", 6))
