@@ -88,7 +88,11 @@ class NodeProcess:
     """A running (or finished) child. Created by `spawn`; one owner (the node's runner)."""
 
     def __init__(
-        self, transport: asyncio.SubprocessTransport, protocol: _ChildProtocol, exited: asyncio.Future[int]
+        self,
+        transport: asyncio.SubprocessTransport,
+        protocol: _ChildProtocol,
+        exited: asyncio.Future[int],
+        spawned_mono_ns: int,
     ) -> None:
         self._transport = transport
         self._protocol = protocol
@@ -97,7 +101,8 @@ class NodeProcess:
         # start_new_session=True made it the leader of a new session and process group.
         self.pgid: int = pid
         self.start_time = process_start_time(pid)
-        self.spawned_mono_ns = time.monotonic_ns()
+        # Taken before the fork, so it precedes anything the child can report.
+        self.spawned_mono_ns = spawned_mono_ns
         self.exited = exited
         self._pidfd = self._watch_pidfd(pid)
 
@@ -133,6 +138,7 @@ class NodeProcess:
     ) -> NodeProcess:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[int] = loop.create_future()
+        spawned = time.monotonic_ns()
         transport, protocol = await loop.subprocess_exec(
             lambda: _ChildProtocol(on_line, exited),
             *argv,
@@ -143,7 +149,7 @@ class NodeProcess:
             cwd=cwd,
             start_new_session=True,
         )
-        return cls(transport, protocol, exited)
+        return cls(transport, protocol, exited, spawned)
 
     @property
     def returncode(self) -> int | None:

@@ -15,6 +15,9 @@ from typing import Any
 DEFAULT_CONFIGS = (Path("fleet.yaml"), Path("/etc/nautilus-fleet/fleet.yaml"))
 EXIT_USAGE = 2
 EXIT_NO_DAEMON = 3
+# sysexits' EX_CONFIG: `fleet run` with an invalid fleet.yaml. The systemd unit does not restart on it
+# (RestartPreventExitStatus=78): restarting cannot fix a file.
+EXIT_CONFIG = 78
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,7 +136,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
     spec = _load(path)
     if spec is None:
-        return EXIT_USAGE
+        return EXIT_CONFIG
     from supervisor.daemon import Daemon
 
     async def run() -> int:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -100,6 +101,7 @@ class Daemon:
         installed = self._install_signal_handlers()
         try:
             async with asyncio.TaskGroup() as services:
+                await self._start_status(services)
                 self._node_group = services
                 for node in self.spec.nodes:
                     self._add_node(node)
@@ -125,6 +127,10 @@ class Daemon:
                 raise _Shutdown
         except* _Shutdown:
             pass
+        except* StartupError as group:
+            for exc in group.exceptions:
+                log.critical("%s", exc)
+            self._exit_code = 1
         finally:
             self._node_group = None
             self._restore_signal_handlers(installed)
@@ -132,6 +138,46 @@ class Daemon:
             self._log_writer.stop()
         log.info("fleet %s stopped", self.spec.fleet)
         return self._exit_code
+
+    async def _start_status(self, services: asyncio.TaskGroup) -> None:
+        """MQTT and Prometheus, before any node starts, so that the first transitions are seen. A metrics
+        address that is taken fails the start (better than a fleet nobody can alert on)."""
+        from supervisor.status.metrics import FleetMetrics
+        from supervisor.status.metrics_server import MetricsServer
+        from supervisor.status.mqtt import MqttPublisher
+        from supervisor.status.session import FileSessionCounter
+
+        host = socket.gethostname()
+        publisher = None
+        if self.spec.mqtt.enabled:
+            publisher = MqttPublisher(
+                spec=self.spec.mqtt,
+                fleet=self.spec.fleet,
+                host=host,
+                sessions=FileSessionCounter(self.paths.state_dir / "mqtt-session"),
+                clock=self._clock,
+                environ=self._environ,
+            )
+            self.observer.add(publisher)
+            services.create_task(publisher.run(), name="status.mqtt")
+        if self.spec.metrics.enabled:
+            metrics = FleetMetrics(fleet=self.spec.fleet, host=host, clock=self._clock, mqtt=publisher)
+            self.observer.add(metrics)
+            server = MetricsServer(registry=metrics.registry, listen=self.spec.metrics.listen)
+            started = services.create_task(server.run(), name="status.metrics")
+            waiter = asyncio.create_task(server.wait_started(), name="status.metrics-started")
+            done, _ = await asyncio.wait({started, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if started in done:
+                waiter.cancel()
+                try:
+                    started.result()
+                except OSError as exc:
+                    raise StartupError(
+                        f"metrics: cannot listen on {self.spec.metrics.listen}: {exc}"
+                    ) from exc
+            else:
+                address = waiter.result()
+                log.info("metrics on http://%s:%d/metrics", address[0], address[1])
 
     def _prepare_dirs(self) -> None:
         for directory in (self.paths.runtime_dir, self.paths.state_dir, self.paths.log_dir):
@@ -362,6 +408,10 @@ class Daemon:
             self._systemd.status(summary)
         counts = dict(Counter(str(r.state) for r in self._runners.values()))
         self.observer.fleet_summary(summary, counts)
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a port taken, a directory not writable): said once, clearly, exit 1."""
 
 
 class _Shutdown(Exception):

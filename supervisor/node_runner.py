@@ -106,6 +106,7 @@ class NodeRunner:
         self._stopped.set()
         self.rejected_notify = 0
         self._drains: set[asyncio.Task[None]] = set()
+        self._early_notify: list[tuple[dict[str, str], int]] = []
 
     # ---- public commands (called on the loop by the daemon and the control socket) -------------------
 
@@ -247,11 +248,15 @@ class NodeRunner:
         self._write_pidfile(run)
         self._publish_phase(tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns()))
         self._transition(NodeState.RECOVERING)
+        early, self._early_notify = self._early_notify, []
+        for fields, sender in early:
+            self._on_notify(fields, sender)
         await self._supervise(run)
         ran_for = self._clock.monotonic() - run.ready_at if run.ready_at is not None else 0.0
         await self._after_exit(run, ran_for=ran_for)
 
     async def _spawn(self, tracker: RecoveryTracker) -> NodeProcess | None:
+        self._early_notify = []
         self._write_spec_file()
         env = dict(self._env)
         env["NOTIFY_SOCKET"] = str(self.paths.notify_socket)
@@ -422,6 +427,10 @@ class NodeRunner:
 
     def _on_notify(self, fields: dict[str, str], sender: int) -> None:
         run = self._run
+        if run is None and self.state is NodeState.STARTING:
+            # The child can speak before the spawn call has returned to us: keep it for a moment.
+            self._early_notify.append((fields, sender))
+            return
         if run is None or run.process.exited.done():
             log.debug("node %s: notify from pid %s while not running: ignored", self.name, sender)
             return

@@ -32,13 +32,15 @@ def node_yaml(name: str, *flags: str, extra: str = "") -> str:
     return text
 
 
-def fleet_yaml(base: Path, nodes: list[str]) -> str:
+def fleet_yaml(
+    base: Path, nodes: list[str], *, mqtt: str = "{enabled: false}", metrics: str = "{enabled: false}"
+) -> str:
     header = f"""\
     fleet: test
     runtime_dir: {base}/run
     state_dir: {base}/state
-    mqtt: {{enabled: false}}
-    metrics: {{enabled: false}}
+    mqtt: {mqtt}
+    metrics: {metrics}
     defaults:
       restart: {{backoff_initial: 50ms, backoff_max: 200ms, reset_after: 30s}}
       stop: {{grace: 2s}}
@@ -158,3 +160,5 @@ class DaemonUnderTest:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, 5)
         self._endpoint.close()
+        # Shown by pytest when the test failed: what the daemon said.
+        print("\n".join(["--- daemon output ---", *self.output]))
