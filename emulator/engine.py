@@ -1,0 +1,730 @@
+"""The exchange: orders, conditional (algo) orders, fills, positions and balances, and the events they emit.
+
+Synchronous and free of I/O: HTTP handlers and the admin API call it, it mutates `VenueState` and reports what
+happened to an `EventSink` (user-stream events, public trade prints). Decisions it delegates to pure modules:
+`matching` (what crosses or triggers), `accounting` (positions, PnL, fees), `risk` (margins).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Protocol
+
+from emulator import accounting, errors, events, matching
+from emulator.commands import NewAlgo, NewOrder
+from emulator.events import Execution
+from emulator.numbers import ZERO, round_balance
+from emulator.risk import QUOTE, AccountRisk, account_risk, position_risk
+from emulator.state import (
+    Account,
+    AlgoOrder,
+    Attempts,
+    Income,
+    Order,
+    Trade,
+    VenueState,
+    token,
+)
+from emulator.symbols import SymbolSpec
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID_LENGTH = 22
+
+
+class EventSink(Protocol):
+    def user_event(self, account: str, payload: dict[str, object]) -> None: ...
+
+    def trade_print(
+        self, symbol: str, price: Decimal, qty: Decimal, buyer_maker: bool, time: int
+    ) -> None: ...
+
+
+class PriceSource(Protocol):
+    def last(self, symbol: str) -> Decimal: ...
+
+    def mark(self, symbol: str) -> Decimal: ...
+
+
+class Exchange:
+    """All trading state transitions of the venue. One instance per emulator process."""
+
+    def __init__(
+        self,
+        state: VenueState,
+        specs: dict[str, SymbolSpec],
+        prices: PriceSource,
+        sink: EventSink,
+        clock: Callable[[], int],
+    ) -> None:
+        self.state = state
+        self.specs = specs
+        self.prices = prices
+        self.sink = sink
+        self.now = clock
+        self._rebuild_indexes()
+
+    # ------------------------------------------------------------------ indexes
+
+    def _rebuild_indexes(self) -> None:
+        self._by_key = {a.api_key: a for a in self.state.accounts.values()}
+        self._open_orders: dict[str, dict[int, Order]] = defaultdict(dict)
+        self._open_by_account: dict[str, dict[int, Order]] = defaultdict(dict)
+        self._open_algos: dict[str, dict[int, AlgoOrder]] = defaultdict(dict)
+        self._orders_of: dict[tuple[str, str], list[Order]] = defaultdict(list)
+        self._algos_of: dict[tuple[str, str], list[AlgoOrder]] = defaultdict(list)
+        self._trades_of: dict[tuple[str, str], list[Trade]] = defaultdict(list)
+        self._income_of: dict[str, list[Income]] = defaultdict(list)
+        self._client_ids: dict[tuple[str, str, str], Order] = {}
+        self._algo_client_ids: dict[tuple[str, str], AlgoOrder] = {}
+        for order in sorted(self.state.orders.values(), key=lambda o: o.order_id):
+            self._index_order(order)
+        for algo in sorted(self.state.algos.values(), key=lambda a: a.algo_id):
+            self._index_algo(algo)
+        for trade in self.state.trades:
+            self._trades_of[(trade.account, trade.symbol)].append(trade)
+        for record in self.state.income:
+            self._income_of[record.account].append(record)
+
+    def _index_order(self, order: Order) -> None:
+        self._orders_of[(order.account, order.symbol)].append(order)
+        self._client_ids[(order.account, order.symbol, order.client_order_id)] = order
+        if order.is_open:
+            self._open_orders[order.symbol][order.order_id] = order
+            self._open_by_account[order.account][order.order_id] = order
+
+    def _index_algo(self, algo: AlgoOrder) -> None:
+        self._algos_of[(algo.account, algo.symbol)].append(algo)
+        self._algo_client_ids[(algo.account, algo.client_algo_id)] = algo
+        if algo.is_open:
+            self._open_algos[algo.symbol][algo.algo_id] = algo
+
+    def _order_closed(self, order: Order) -> None:
+        self._open_orders[order.symbol].pop(order.order_id, None)
+        self._open_by_account[order.account].pop(order.order_id, None)
+
+    # ------------------------------------------------------------------ accounts
+
+    def account_by_key(self, api_key: str) -> Account | None:
+        return self._by_key.get(api_key)
+
+    def account(self, name: str) -> Account:
+        try:
+            return self.state.accounts[name]
+        except KeyError:
+            raise KeyError(f"no account named {name!r}") from None
+
+    def add_account(self, account: Account, deposit: Decimal) -> None:
+        self.state.accounts[account.name] = account
+        self._by_key[account.api_key] = account
+        if deposit:
+            self.deposit(account, deposit, "Initial deposit")
+
+    def deposit(self, account: Account, amount: Decimal, info: str) -> None:
+        now = self.now()
+        account.wallet[QUOTE] = account.wallet.get(QUOTE, ZERO) + amount
+        account.update_time = now
+        self._income(account.name, "", "TRANSFER", amount, now=now, info=info)
+
+    def active_symbols(self, account: Account) -> list[str]:
+        """Symbols where the account has a position or open orders (what risk and positionRisk v3 cover)."""
+        symbols = {s for s, p in account.positions.items() if p.amount != 0}
+        symbols.update(o.symbol for o in self._open_by_account[account.name].values())
+        return sorted(symbols)
+
+    def open_orders_of(self, account: str, symbol: str) -> list[Order]:
+        return [o for o in self._open_orders[symbol].values() if o.account == account]
+
+    def risk(self, account: Account, symbols: Iterable[str] | None = None) -> AccountRisk:
+        return account_risk(
+            account,
+            self.specs,
+            self.prices.mark,
+            lambda symbol: self.open_orders_of(account.name, symbol),
+            self.active_symbols(account) if symbols is None else symbols,
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    def orders_of(self, account: str, symbol: str) -> list[Order]:
+        return self._orders_of[(account, symbol)]
+
+    def algos_of(self, account: str, symbol: str) -> list[AlgoOrder]:
+        return self._algos_of[(account, symbol)]
+
+    def trades_of(self, account: str, symbol: str) -> list[Trade]:
+        return self._trades_of[(account, symbol)]
+
+    def income_of(self, account: str) -> list[Income]:
+        return self._income_of[account]
+
+    def open_orders(self, account: str, symbol: str | None) -> list[Order]:
+        orders = self._open_by_account[account].values()
+        return sorted((o for o in orders if symbol is None or o.symbol == symbol), key=lambda o: o.order_id)
+
+    def open_algos(self, account: str, symbol: str | None) -> list[AlgoOrder]:
+        symbols = [symbol] if symbol is not None else list(self._open_algos)
+        found = [a for s in symbols for a in self._open_algos[s].values() if a.account == account]
+        return sorted(found, key=lambda a: a.algo_id)
+
+    def find_order(
+        self, account: str, symbol: str, order_id: int | None, client_id: str | None
+    ) -> Order | None:
+        if order_id is not None:
+            order = self.state.orders.get(order_id)
+            return order if order and order.account == account and order.symbol == symbol else None
+        if client_id is not None:
+            return self._client_ids.get((account, symbol, client_id))
+        raise errors.mandatory_missing("orderId")
+
+    def find_algo(self, account: str, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder | None:
+        if algo_id is not None:
+            algo = self.state.algos.get(algo_id)
+            return algo if algo and algo.account == account else None
+        if client_algo_id is not None:
+            return self._algo_client_ids.get((account, client_algo_id))
+        raise errors.mandatory_missing("algoId")
+
+    # ------------------------------------------------------------------ attempts
+
+    def record_attempt(
+        self, account: str, client_id: str, order_id: int | None, error_code: int | None
+    ) -> None:
+        per_account = self.state.attempts.setdefault(account, {})
+        record = per_account.setdefault(client_id, Attempts())
+        record.attempts += 1
+        if order_id is not None:
+            record.accepted += 1
+            record.order_ids.append(order_id)
+        else:
+            record.rejected += 1
+            record.last_error = error_code or 0
+
+    # ------------------------------------------------------------------ ids
+
+    def _next_order_id(self) -> int:
+        self.state.counters.order_id += 1
+        return self.state.counters.order_id
+
+    def _next_algo_id(self) -> int:
+        self.state.counters.algo_id += 1
+        return self.state.counters.algo_id
+
+    def _next_trade_id(self) -> int:
+        self.state.counters.trade_id += 1
+        return self.state.counters.trade_id
+
+    def _next_tran_id(self) -> int:
+        self.state.counters.tran_id += 1
+        return self.state.counters.tran_id
+
+    def auto_client_id(self) -> str:
+        self.state.counters.auto_id += 1
+        return token(self.state.seed, "client-id", self.state.counters.auto_id, CLIENT_ID_LENGTH)
+
+    def new_listen_key(self) -> str:
+        self.state.counters.listen_key += 1
+        return token(self.state.seed, "listen-key", self.state.counters.listen_key, 64)
+
+    # ------------------------------------------------------------------ order placement
+
+    def place_order(self, account: Account, cmd: NewOrder, source: str = "api") -> Order:
+        spec = self.specs[cmd.symbol]
+        client_id = cmd.client_order_id or self.auto_client_id()
+        existing = self._client_ids.get((account.name, cmd.symbol, client_id))
+        if existing is not None and existing.is_open:
+            raise errors.duplicate_client_order_id()
+        last = self.prices.last(cmd.symbol)
+        quantity = self._check_reduce_only(account, cmd.symbol, cmd.side, cmd.quantity, cmd.reduce_only)
+        if cmd.type == "LIMIT":
+            assert cmd.price is not None
+            self._check_percent_price(spec, cmd.side, cmd.price)
+            crosses = matching.limit_crosses(cmd.side, cmd.price, last)
+            if cmd.time_in_force == "GTX" and crosses:
+                raise errors.post_only_rejected()
+        exec_price = cmd.price if cmd.type == "LIMIT" and cmd.price is not None else last
+        self._check_notional(spec, quantity, exec_price, cmd.reduce_only)
+        self._check_margin(account, cmd.symbol, cmd.side, quantity, exec_price, reduce_only=cmd.reduce_only)
+        now = self.now()
+        order = Order(
+            order_id=self._next_order_id(),
+            account=account.name,
+            symbol=cmd.symbol,
+            client_order_id=client_id,
+            side=cmd.side,
+            type=cmd.type,
+            orig_type=cmd.type,
+            time_in_force=cmd.time_in_force,
+            orig_qty=quantity,
+            price=cmd.price or ZERO,
+            reduce_only=cmd.reduce_only,
+            good_till_date=cmd.good_till_date,
+            time=now,
+            update_time=now,
+            source=source,
+        )
+        self._accept(order)
+        self._execute_new(order, last)
+        return order
+
+    def _accept(self, order: Order) -> None:
+        self.state.orders[order.order_id] = order
+        self._index_order(order)
+        self._emit_order(order, Execution("NEW"))
+
+    def _execute_new(self, order: Order, last: Decimal) -> None:
+        """Match a new order: market and crossing limits take liquidity, IOC/FOK leftovers expire."""
+        if order.type == "MARKET" or matching.limit_crosses(order.side, order.price, last):
+            self._fill(order, order.orig_qty - order.executed_qty, last, maker=False)
+        elif order.time_in_force in ("IOC", "FOK"):
+            self._finish(order, "EXPIRED")
+
+    def _check_reduce_only(
+        self, account: Account, symbol: str, side: str, qty: Decimal, reduce_only: bool
+    ) -> Decimal:
+        """A reduce-only order is cut to the position size, and rejected when it cannot reduce at all."""
+        if not reduce_only:
+            return qty
+        position = account.positions.get(symbol)
+        allowed = accounting.reduce_only_quantity(position.amount if position else ZERO, side, qty)
+        if allowed == 0:
+            raise errors.reduce_only_rejected()
+        return allowed
+
+    def _check_percent_price(self, spec: SymbolSpec, side: str, price: Decimal) -> None:
+        mark = self.prices.mark(spec.symbol)
+        if side == "BUY":
+            bound = (mark * spec.multiplier_up).quantize(spec.tick_size)
+            if price > bound:
+                raise errors.limit_price_too_high(str(bound))
+        else:
+            bound = (mark * spec.multiplier_down).quantize(spec.tick_size)
+            if price < bound:
+                raise errors.limit_price_too_low(str(bound))
+
+    @staticmethod
+    def _check_notional(spec: SymbolSpec, qty: Decimal, price: Decimal, reduce_only: bool) -> None:
+        if not reduce_only and qty * price < spec.min_notional:
+            raise errors.notional_too_small(str(spec.min_notional.normalize()))
+
+    def _check_margin(
+        self, account: Account, symbol: str, side: str, qty: Decimal, price: Decimal, *, reduce_only: bool
+    ) -> None:
+        if reduce_only:
+            return
+        position = account.positions.get(symbol)
+        extra = accounting.increases_exposure(position.amount if position else ZERO, side, qty)
+        if extra == 0:
+            return
+        required = accounting.initial_margin(extra * price, account.leverage_for(symbol))
+        if required > self.risk(account).available:
+            raise errors.margin_insufficient()
+
+    # ------------------------------------------------------------------ fills
+
+    def _fill(self, order: Order, qty: Decimal, price: Decimal, *, maker: bool) -> Trade:
+        account = self.state.accounts[order.account]
+        now = self.now()
+        position = account.position(order.symbol)
+        effect = accounting.apply_fill(position.amount, position.entry_price, order.side, qty, price)
+        fee = accounting.commission(qty, price, account.maker_rate if maker else account.taker_rate)
+        was_amount = position.amount
+        position.amount, position.entry_price = effect.amount, effect.entry_price
+        position.accumulated_realized += effect.realized_pnl
+        position.update_time = now
+        account.wallet[QUOTE] = account.wallet.get(QUOTE, ZERO) + effect.realized_pnl - fee
+        account.update_time = now
+        trade = Trade(
+            trade_id=self._next_trade_id(),
+            order_id=order.order_id,
+            account=account.name,
+            symbol=order.symbol,
+            side=order.side,
+            price=price,
+            qty=qty,
+            quote_qty=qty * price,
+            commission=fee,
+            commission_asset=QUOTE,
+            realized_pnl=round_balance(effect.realized_pnl),
+            maker=maker,
+            time=now,
+        )
+        self.state.trades.append(trade)
+        self._trades_of[(account.name, order.symbol)].append(trade)
+        if effect.realized_pnl:
+            self._income(
+                account.name,
+                order.symbol,
+                "REALIZED_PNL",
+                effect.realized_pnl,
+                now=now,
+                trade_id=trade.trade_id,
+            )
+        self._income(account.name, order.symbol, "COMMISSION", -fee, now=now, trade_id=trade.trade_id)
+        order.executed_qty += qty
+        order.cum_quote += qty * price
+        order.update_time = now
+        order.status = "FILLED" if order.executed_qty >= order.orig_qty else "PARTIALLY_FILLED"
+        if order.status == "FILLED":
+            self._order_closed(order)
+        self._emit_order(order, Execution("TRADE", trade))
+        self._emit_account(account, "ORDER", [order.symbol])
+        self.sink.trade_print(order.symbol, price, qty, (order.side == "BUY") == maker, now)
+        if (was_amount > 0) != (position.amount > 0) or position.amount == 0:
+            self._expire_stale_reduce_only(account, order.symbol, order.order_id)
+        if order.algo_id and order.status == "FILLED":
+            self._finish_algo_from_child(order)
+        return trade
+
+    def _expire_stale_reduce_only(self, account: Account, symbol: str, skip: int) -> None:
+        """Resting reduce-only orders that can no longer reduce the position are expired by the venue."""
+        amount = account.positions[symbol].amount
+        for order in self.open_orders_of(account.name, symbol):
+            stale = accounting.reduce_only_quantity(amount, order.side, order.orig_qty) == 0
+            if order.order_id != skip and order.reduce_only and stale:
+                self._finish(order, "EXPIRED")
+
+    def _finish(self, order: Order, status: str) -> None:
+        """Close an order without (further) fills: CANCELED or EXPIRED."""
+        order.status = status
+        order.update_time = self.now()
+        self._order_closed(order)
+        self._emit_order(order, Execution(status))
+        if order.algo_id:
+            self._finish_algo_from_child(order)
+
+    def _income(
+        self,
+        account: str,
+        symbol: str,
+        kind: str,
+        amount: Decimal,
+        *,
+        now: int,
+        info: str = "",
+        trade_id: int = 0,
+    ) -> None:
+        record = Income(
+            tran_id=self._next_tran_id(),
+            account=account,
+            symbol=symbol,
+            income_type=kind,
+            income=round_balance(amount),
+            asset=QUOTE,
+            info=info or kind,
+            time=now,
+            trade_id=str(trade_id) if trade_id else "",
+        )
+        self.state.income.append(record)
+        self._income_of[account].append(record)
+
+    # ------------------------------------------------------------------ cancels
+
+    def cancel_order(
+        self, account: Account, symbol: str, order_id: int | None, client_id: str | None
+    ) -> Order:
+        order = self.find_order(account.name, symbol, order_id, client_id)
+        if order is None or not order.is_open:
+            raise errors.unknown_order_sent()
+        self._finish(order, "CANCELED")
+        return order
+
+    def cancel_all_orders(self, account: Account, symbol: str) -> int:
+        orders = self.open_orders(account.name, symbol)
+        for order in orders:
+            self._finish(order, "CANCELED")
+        return len(orders)
+
+    # ------------------------------------------------------------------ conditional (algo) orders
+
+    def place_algo(self, account: Account, cmd: NewAlgo, source: str = "api") -> AlgoOrder:
+        spec = self.specs[cmd.symbol]
+        client_id = cmd.client_algo_id or self.auto_client_id()
+        existing = self._algo_client_ids.get((account.name, client_id))
+        if existing is not None and existing.is_open:
+            raise errors.duplicate_client_order_id()
+        if (
+            len([a for a in self._open_algos[cmd.symbol].values() if a.account == account.name])
+            >= spec.max_algo_orders
+        ):
+            raise errors.max_stop_orders()
+        reference = self._reference(cmd.symbol, cmd.working_type)
+        if cmd.trigger_price is not None and matching.is_triggered(
+            cmd.order_type, cmd.side, cmd.trigger_price, reference
+        ):
+            raise errors.would_immediately_trigger()
+        now = self.now()
+        activate = cmd.activate_price or reference
+        algo = AlgoOrder(
+            algo_id=self._next_algo_id(),
+            account=account.name,
+            client_algo_id=client_id,
+            symbol=cmd.symbol,
+            side=cmd.side,
+            order_type=cmd.order_type,
+            time_in_force=cmd.time_in_force,
+            quantity=cmd.quantity or ZERO,
+            trigger_price=cmd.trigger_price or ZERO,
+            price=cmd.price or ZERO,
+            working_type=cmd.working_type,
+            close_position=cmd.close_position,
+            price_protect=cmd.price_protect,
+            reduce_only=cmd.reduce_only,
+            activate_price=activate if cmd.order_type == "TRAILING_STOP_MARKET" else ZERO,
+            callback_rate=cmd.callback_rate or ZERO,
+            trailing_extreme=reference,
+            create_time=now,
+            update_time=now,
+            good_till_date=cmd.good_till_date,
+            source=source,
+        )
+        self.state.algos[algo.algo_id] = algo
+        self._index_algo(algo)
+        self._emit_algo(algo)
+        return algo
+
+    def cancel_algo(self, account: Account, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder:
+        algo = self.find_algo(account.name, algo_id, client_algo_id)
+        if algo is None or algo.status != "NEW":
+            raise errors.unknown_order_sent()
+        self._close_algo(algo, "CANCELED")
+        return algo
+
+    def cancel_all_algos(self, account: Account, symbol: str) -> int:
+        algos = [a for a in self.open_algos(account.name, symbol) if a.status == "NEW"]
+        for algo in algos:
+            self._close_algo(algo, "CANCELED")
+        return len(algos)
+
+    def _close_algo(self, algo: AlgoOrder, status: str, actual_type: str = "") -> None:
+        algo.status = status
+        algo.update_time = self.now()
+        self._open_algos[algo.symbol].pop(algo.algo_id, None)
+        self._emit_algo(algo, actual_type)
+
+    def _reference(self, symbol: str, working_type: str) -> Decimal:
+        return self.prices.mark(symbol) if working_type == "MARK_PRICE" else self.prices.last(symbol)
+
+    def trigger(self, algo: AlgoOrder, fill_price: Decimal | None = None) -> None:
+        """The algo service hands a triggered conditional order to the matching engine as a child order."""
+        account = self.state.accounts[algo.account]
+        now = self.now()
+        algo.status = "TRIGGERING"
+        algo.trigger_time = algo.update_time = now
+        self._emit_algo(algo)
+        child_qty = self._child_quantity(account, algo)
+        if child_qty == 0:
+            self._close_algo(algo, "EXPIRED")
+            return
+        last = fill_price if fill_price is not None else self.prices.last(algo.symbol)
+        child_type = "LIMIT" if algo.order_type in ("STOP", "TAKE_PROFIT") else "MARKET"
+        price = algo.price if child_type == "LIMIT" else last
+        try:
+            reducing = algo.reduce_only or algo.close_position
+            self._check_margin(account, algo.symbol, algo.side, child_qty, price, reduce_only=reducing)
+        except errors.VenueError:
+            self._close_algo(algo, "REJECTED")
+            return
+        child = Order(
+            order_id=self._next_order_id(),
+            account=account.name,
+            symbol=algo.symbol,
+            client_order_id=algo.client_algo_id,
+            side=algo.side,
+            type=child_type,
+            orig_type=algo.order_type,
+            time_in_force=algo.time_in_force if child_type == "LIMIT" else "GTC",
+            orig_qty=child_qty,
+            price=algo.price if child_type == "LIMIT" else ZERO,
+            stop_price=algo.trigger_price,
+            reduce_only=algo.reduce_only or algo.close_position,
+            close_position=algo.close_position,
+            working_type=algo.working_type,
+            price_protect=algo.price_protect,
+            time=now,
+            update_time=now,
+            algo_id=algo.algo_id,
+            source=algo.source,
+        )
+        algo.status = "TRIGGERED"
+        algo.actual_order_id = str(child.order_id)
+        self._emit_algo(algo, child_type)
+        self._accept(child)
+        self._execute_new(child, last)
+
+    def _child_quantity(self, account: Account, algo: AlgoOrder) -> Decimal:
+        position = account.positions.get(algo.symbol)
+        amount = position.amount if position else ZERO
+        if algo.close_position:
+            return accounting.reduce_only_quantity(amount, algo.side, abs(amount))
+        if algo.reduce_only:
+            return accounting.reduce_only_quantity(amount, algo.side, algo.quantity)
+        return algo.quantity
+
+    def _finish_algo_from_child(self, child: Order) -> None:
+        algo = self.state.algos.get(child.algo_id)
+        if algo is None or algo.status != "TRIGGERED":
+            return
+        algo.executed_qty = child.executed_qty
+        algo.actual_price = child.avg_price
+        self._close_algo(algo, "FINISHED", child.type)
+
+    # ------------------------------------------------------------------ price-driven matching
+
+    def on_price(self, symbol: str) -> None:
+        """Fill resting limits the last price reached, then fire conditional orders it triggers."""
+        last = self.prices.last(symbol)
+        for order in list(self._open_orders[symbol].values()):
+            if (
+                order.type == "LIMIT"
+                and order.is_open
+                and matching.resting_limit_fills(order.side, order.price, last)
+            ):
+                self._fill_resting(order, order.price)
+        for algo in list(self._open_algos[symbol].values()):
+            if algo.status == "NEW" and self._algo_fires(algo):
+                self.trigger(algo)
+
+    def _fill_resting(self, order: Order, price: Decimal, qty: Decimal | None = None) -> None:
+        remaining = order.orig_qty - order.executed_qty
+        if order.reduce_only:
+            account = self.state.accounts[order.account]
+            position = account.positions.get(order.symbol)
+            remaining = accounting.reduce_only_quantity(
+                position.amount if position else ZERO, order.side, remaining
+            )
+            if remaining == 0:
+                self._finish(order, "EXPIRED")
+                return
+        self._fill(order, min(remaining, qty) if qty is not None else remaining, price, maker=True)
+
+    def _algo_fires(self, algo: AlgoOrder) -> bool:
+        reference = self._reference(algo.symbol, algo.working_type)
+        if algo.order_type != "TRAILING_STOP_MARKET":
+            return matching.is_triggered(algo.order_type, algo.side, algo.trigger_price, reference)
+        if not algo.trailing_active:
+            if not matching.trailing_activated(algo.side, algo.activate_price, reference):
+                return False
+            algo.trailing_active = True
+            algo.trailing_extreme = reference
+        algo.trailing_extreme = matching.update_extreme(algo.side, algo.trailing_extreme, reference)
+        return matching.trailing_fires(algo.side, algo.trailing_extreme, algo.callback_rate, reference)
+
+    def expire_due(self) -> None:
+        """GTD orders and conditional orders whose goodTillDate has passed."""
+        now = self.now()
+        for orders in list(self._open_orders.values()):
+            for order in list(orders.values()):
+                if order.good_till_date and order.good_till_date <= now:
+                    self._finish(order, "EXPIRED")
+        for algos in list(self._open_algos.values()):
+            for algo in list(algos.values()):
+                if algo.status == "NEW" and algo.good_till_date and algo.good_till_date <= now:
+                    self._close_algo(algo, "EXPIRED")
+
+    # ------------------------------------------------------------------ account settings
+
+    def set_leverage(self, account: Account, symbol: str, leverage: int) -> int:
+        spec = self.specs[symbol]
+        if not 1 <= leverage <= spec.max_leverage:
+            raise errors.invalid_value("leverage")
+        account.leverage[symbol] = leverage
+        return leverage
+
+    def set_margin_type(self, account: Account, symbol: str, margin_type: str) -> None:
+        if account.margin_type.get(symbol, "CROSSED") == margin_type:
+            raise errors.no_need_to_change_margin_type()
+        account.margin_type[symbol] = margin_type
+
+    # ------------------------------------------------------------------ admin operations
+
+    def admin_fill(self, order: Order, qty: Decimal | None, price: Decimal | None) -> None:
+        """Fill a resting order now (fully, or `qty` of it) at its limit price or `price`, as maker."""
+        if not order.is_open:
+            raise errors.unknown_order_sent()
+        fill_price = (
+            price
+            if price is not None
+            else (order.price if order.type == "LIMIT" else self.prices.last(order.symbol))
+        )
+        self._fill_resting(order, fill_price, qty)
+
+    def set_position(
+        self, account: Account, symbol: str, amount: Decimal, entry_price: Decimal, notify: bool
+    ) -> None:
+        """Change a position without trades or income (as if done elsewhere); optionally announce it."""
+        position = account.position(symbol)
+        position.amount = amount
+        position.entry_price = entry_price if amount else ZERO
+        position.update_time = self.now()
+        if notify:
+            self._emit_account(account, "ADJUSTMENT", [symbol])
+
+    def set_wallet(self, account: Account, amount: Decimal, notify: bool) -> None:
+        change = amount - account.wallet.get(QUOTE, ZERO)
+        account.wallet[QUOTE] = amount
+        account.update_time = self.now()
+        if notify:
+            self._emit_account(account, "DEPOSIT" if change >= 0 else "WITHDRAW", [], change)
+
+    def apply_funding(self, symbol: str, rate: Decimal) -> int:
+        """Settle funding on every open position in `symbol`: longs pay `rate * notional` (shorts receive)."""
+        mark = self.prices.mark(symbol)
+        now = self.now()
+        settled = 0
+        for account in self.state.accounts.values():
+            position = account.positions.get(symbol)
+            if position is None or position.amount == 0:
+                continue
+            amount = round_balance(-position.amount * mark * rate)
+            account.wallet[QUOTE] = account.wallet.get(QUOTE, ZERO) + amount
+            account.update_time = now
+            self._income(account.name, symbol, "FUNDING_FEE", amount, now=now)
+            self._emit_account(account, "FUNDING_FEE", [symbol], amount)
+            settled += 1
+        return settled
+
+    # ------------------------------------------------------------------ events
+
+    def _side_notionals(self, account: str, symbol: str) -> tuple[Decimal, Decimal]:
+        bid = ask = ZERO
+        for order in self.open_orders_of(account, symbol):
+            if order.type == "LIMIT":
+                notional = (order.orig_qty - order.executed_qty) * order.price
+                if order.side == "BUY":
+                    bid += notional
+                else:
+                    ask += notional
+        return bid, ask
+
+    def _emit_order(self, order: Order, execution: Execution) -> None:
+        bid, ask = self._side_notionals(order.account, order.symbol)
+        payload = events.order_trade_update(
+            order, self.specs[order.symbol], execution, now=self.now(), bid=bid, ask=ask
+        )
+        self.sink.user_event(order.account, payload)
+
+    def _emit_algo(self, algo: AlgoOrder, actual_type: str = "") -> None:
+        self.sink.user_event(
+            algo.account, events.algo_update(algo, self.specs[algo.symbol], self.now(), actual_type)
+        )
+
+    def _emit_account(
+        self, account: Account, reason: str, symbols: list[str], change: Decimal = ZERO
+    ) -> None:
+        rows = []
+        for symbol in symbols:
+            spec = self.specs[symbol]
+            risk = position_risk(
+                account, spec, self.prices.mark(symbol), self.open_orders_of(account.name, symbol)
+            )
+            position = account.position(symbol)
+            break_even = accounting.break_even_price(
+                position.amount, position.entry_price, account.taker_rate
+            )
+            rows.append((risk, spec, position.accumulated_realized, break_even))
+        payload = events.account_update(reason, account.wallet.get(QUOTE, ZERO), change, rows, self.now())
+        self.sink.user_event(account.name, payload)
