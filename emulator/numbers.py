@@ -10,8 +10,8 @@ BALANCE_PLACES = 8
 
 
 def places(step: Decimal) -> int:
-    """Number of decimal places of a step such as 0.001 (3) or 10 (0)."""
-    exponent = step.normalize().as_tuple().exponent
+    """Decimal places of a step as written: 0.001 has 3, 0.010 has 3 (the venue's precision), 10 has 0."""
+    exponent = step.as_tuple().exponent
     assert isinstance(exponent, int)
     return max(0, -exponent)
 

@@ -104,10 +104,11 @@ def fault_error(rule: faults.FaultRule) -> VenueError:
 class Outcome:
     """What one REST request came to (for the answer, the attempt count and the request log)."""
 
-    __slots__ = ("body", "error", "handled", "headers", "status")
+    __slots__ = ("body", "counted", "error", "handled", "headers", "status")
 
     def __init__(self) -> None:
         self.body: object = None
+        self.counted = False
         self.handled: object = None  # the handler's result, even when a fault replaced the answer
         self.error: VenueError | None = None
         self.status = 200
@@ -124,7 +125,18 @@ async def _run(
     outcome: Outcome,
 ) -> None:
     def handle() -> object:
-        outcome.handled = endpoint.handler(ctx)
+        # Attempts are counted as soon as the venue decides, so a request whose answer never leaves
+        # (a hang, a client that gave up) is counted too.
+        try:
+            outcome.handled = endpoint.handler(ctx)
+        except VenueError as exc:
+            if endpoint.is_order:
+                outcome.counted = True
+                count_attempt(ctx, request.path, None, exc.code)
+            raise
+        if endpoint.is_order:
+            outcome.counted = True
+            count_attempt(ctx, request.path, outcome.handled, None)
         return outcome.handled
 
     def handle_quietly() -> None:
@@ -150,7 +162,7 @@ async def _run(
 async def dispatch(venue: Venue, request: web.Request) -> web.Response:
     started = time.perf_counter_ns()
     method, path = request.method, request.path
-    query = request.query_string
+    query = request.rel_url.raw_query_string
     body = await request.text() if request.body_exists else ""
     values = parse_params(query, body)
     params = Params(values)
@@ -177,8 +189,8 @@ async def dispatch(venue: Venue, request: web.Request) -> web.Response:
     except Exception:
         log.exception("unexpected error answering %s %s", method, path)
         outcome.error = errors.unknown_error()
-    if endpoint is not None and endpoint.is_order:
-        count_attempt(ctx, path, outcome.handled, outcome.error.code if outcome.error else None)
+    if endpoint is not None and endpoint.is_order and not outcome.counted:
+        count_attempt(ctx, path, None, outcome.error.code if outcome.error else None)
     if outcome.error is not None:
         outcome.headers.update(outcome.error.headers)
         response = _json(outcome.error.body(), outcome.error.status, outcome.headers)

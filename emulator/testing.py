@@ -18,11 +18,17 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+from urllib.parse import urlencode
 
+import aiohttp
+import yarl
+
+from emulator import auth
 from emulator.admin import AdminClient
 from emulator.config import AccountSpec, default_account
 
@@ -228,6 +234,85 @@ async def running_emulator(
             await emulator.stop()
 
 
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def code(self) -> int | None:
+        return self.body.get("code") if isinstance(self.body, dict) else None
+
+
+class VenueClient:
+    """A minimal signed REST client for tests (the way nautilus signs: every parameter in the query).
+
+    `reply = await client.get("/fapi/v2/account")`; `sign=False` for public endpoints; `in_body=True` sends
+    POST parameters as a form body (the way ccxt does); `timestamp`/`secret` overrides make bad requests.
+    """
+
+    def __init__(self, http_url: str, api_key: str, api_secret: str, *, timeout_s: float = 10.0) -> None:
+        self.http_url = http_url
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> VenueClient:
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        sign: bool = True,
+        in_body: bool = False,
+        timestamp: int | None = None,
+        secret: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Reply:
+        assert self._session is not None, "use VenueClient as an async context manager"
+        values = dict(params or {})
+        if sign:
+            values["timestamp"] = str(timestamp if timestamp is not None else time.time_ns() // 1_000_000)
+            encoded = urlencode(values)
+            encoded += "&signature=" + auth.sign(secret or self.api_secret, encoded)
+        else:
+            encoded = urlencode(values)
+        headers = {"X-MBX-APIKEY": api_key if api_key is not None else self.api_key}
+        url, body = f"{self.http_url}{path}", None
+        if in_body:
+            body = encoded
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif encoded:
+            url += "?" + encoded
+        limit = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
+        target = yarl.URL(url, encoded=True)  # sent exactly as signed
+        async with self._session.request(
+            method, target, data=body, headers=headers, timeout=limit
+        ) as response:
+            payload = await response.json(content_type=None)
+            return Reply(response.status, payload, dict(response.headers))
+
+    async def get(self, path: str, params: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+        return await self.request("GET", path, params, **kwargs)
+
+    async def post(self, path: str, params: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+        return await self.request("POST", path, params, **kwargs)
+
+    async def delete(self, path: str, params: dict[str, str] | None = None, **kwargs: Any) -> Reply:
+        return await self.request("DELETE", path, params, **kwargs)
+
+
 def free_port() -> int:
     """A port that was free a moment ago (prefer `port=0`: the emulator reports the one it bound)."""
     with socket.socket() as sock:
@@ -235,4 +320,4 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-__all__ = ["EmulatorProcess", "EmulatorStartError", "free_port", "running_emulator"]
+__all__ = ["EmulatorProcess", "EmulatorStartError", "Reply", "VenueClient", "free_port", "running_emulator"]
