@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ban-after", type=int, default=3, help="429 answers in a window before a 418 ban")
     parser.add_argument("--ban-seconds", type=int, default=120, help="length of a 418 ban")
     parser.add_argument(
+        "--algo-finish-delay-ms",
+        type=int,
+        default=50,
+        help="delay of ALGO_UPDATE FINISHED after the child order's fill events (default 50)",
+    )
+    parser.add_argument(
         "--admin-allow-remote", action="store_true", help="serve /_admin to non-loopback clients"
     )
     parser.add_argument("--log-level", default="INFO")
@@ -93,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             weight_per_minute=args.weight_limit, ban_after=args.ban_after, ban_seconds=args.ban_seconds
         ),
         admin_allow_remote=args.admin_allow_remote,
+        algo_finish_delay_ms=max(0, args.algo_finish_delay_ms),
     )
 
 

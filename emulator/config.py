@@ -107,3 +107,4 @@ class EmulatorConfig:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     admin_allow_remote: bool = False
     listen_key_ttl_ms: int = LISTEN_KEY_TTL_MS
+    algo_finish_delay_ms: int = 50

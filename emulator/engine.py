@@ -36,7 +36,7 @@ CLIENT_ID_LENGTH = 22
 
 
 class EventSink(Protocol):
-    def user_event(self, account: str, payload: dict[str, object]) -> None: ...
+    def user_event(self, account: str, payload: dict[str, object], delay_ms: int = 0) -> None: ...
 
     def trade_print(
         self, symbol: str, price: Decimal, qty: Decimal, buyer_maker: bool, time: int
@@ -59,8 +59,13 @@ class Exchange:
         prices: PriceSource,
         sink: EventSink,
         clock: Callable[[], int],
+        *,
+        algo_finish_delay_ms: int = 0,
     ) -> None:
         self.state = state
+        # The algo service learns that its child order finished after the matching engine reported the fill;
+        # clients (nautilus) rely on ORDER_TRADE_UPDATE arriving first.
+        self.algo_finish_delay_ms = algo_finish_delay_ms
         self.specs = specs
         self.prices = prices
         self.sink = sink
@@ -503,7 +508,7 @@ class Exchange:
         algo.status = status
         algo.update_time = self.now()
         self._open_algos[algo.symbol].pop(algo.algo_id, None)
-        self._emit_algo(algo, actual_type)
+        self._emit_algo(algo, actual_type, self.algo_finish_delay_ms if status == "FINISHED" else 0)
 
     def _reference(self, symbol: str, working_type: str) -> Decimal:
         return self.prices.mark(symbol) if working_type == "MARK_PRICE" else self.prices.last(symbol)
@@ -707,10 +712,9 @@ class Exchange:
         )
         self.sink.user_event(order.account, payload)
 
-    def _emit_algo(self, algo: AlgoOrder, actual_type: str = "") -> None:
-        self.sink.user_event(
-            algo.account, events.algo_update(algo, self.specs[algo.symbol], self.now(), actual_type)
-        )
+    def _emit_algo(self, algo: AlgoOrder, actual_type: str = "", delay_ms: int = 0) -> None:
+        payload = events.algo_update(algo, self.specs[algo.symbol], self.now(), actual_type)
+        self.sink.user_event(algo.account, payload, delay_ms)
 
     def _emit_account(
         self, account: Account, reason: str, symbols: list[str], change: Decimal = ZERO

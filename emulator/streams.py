@@ -79,12 +79,17 @@ class StreamHub:
                 raw_text = raw_text or _encode(data).decode()
                 conn.push(raw_text)
 
-    def user_event(self, account: str, payload: dict[str, object]) -> None:
-        connections = self._user.get(account)
-        if not connections:
+    def user_event(self, account: str, payload: dict[str, object], delay_ms: int = 0) -> None:
+        if not self._user.get(account):
             return
         text = _encode(payload).decode()
-        for conn in connections:
+        if delay_ms > 0:
+            asyncio.get_running_loop().call_later(delay_ms / 1000, self._deliver, account, text)
+        else:
+            self._deliver(account, text)
+
+    def _deliver(self, account: str, text: str) -> None:
+        for conn in self._user.get(account, ()):
             conn.push(text)
 
     def user_connections(self, account: str) -> int:

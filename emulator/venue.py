@@ -78,7 +78,14 @@ class Venue:
         self.seed = seed
         self.feed = PriceFeed(seed, self.specs, self.config.price_mode, self.now, self.hub)
         venue_state = VenueState(seed=seed, accounts={}, counters=state_mod.initial_counters(seed))
-        self.engine = Exchange(venue_state, self.specs, self.feed, self, self.now)
+        self.engine = Exchange(
+            venue_state,
+            self.specs,
+            self.feed,
+            self,
+            self.now,
+            algo_finish_delay_ms=self.config.algo_finish_delay_ms,
+        )
         for spec in self.config.accounts:
             self._open_account(spec)
 
@@ -101,8 +108,8 @@ class Venue:
 
     # ------------------------------------------------------------------ EventSink
 
-    def user_event(self, account: str, payload: dict[str, object]) -> None:
-        self.hub.user_event(account, payload)
+    def user_event(self, account: str, payload: dict[str, object], delay_ms: int = 0) -> None:
+        self.hub.user_event(account, payload, delay_ms)
 
     def trade_print(self, symbol: str, price: Decimal, qty: Decimal, buyer_maker: bool, time: int) -> None:
         self.feed.record_trade(symbol, price, qty, buyer_maker, time)
@@ -223,7 +230,14 @@ class Venue:
         self.seed = snapshot.seed
         self.feed = PriceFeed(snapshot.seed, self.specs, self.config.price_mode, self.now, self.hub)
         self.feed.restore(snapshot.feed)
-        self.engine = Exchange(snapshot.venue, self.specs, self.feed, self, self.now)
+        self.engine = Exchange(
+            snapshot.venue,
+            self.specs,
+            self.feed,
+            self,
+            self.now,
+            algo_finish_delay_ms=self.config.algo_finish_delay_ms,
+        )
         log.info("restored state from %s", path)
 
     def reset(self, seed: int | None = None) -> None:

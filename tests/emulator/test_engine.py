@@ -40,7 +40,7 @@ class Sink:
         self.events: list[dict[str, Any]] = []
         self.prints: list[tuple[str, Decimal, Decimal, bool]] = []
 
-    def user_event(self, account: str, payload: dict[str, Any]) -> None:
+    def user_event(self, account: str, payload: dict[str, Any], delay_ms: int = 0) -> None:
         self.events.append(payload)
 
     def trade_print(self, symbol: str, price: Decimal, qty: Decimal, buyer_maker: bool, time: int) -> None:
