@@ -292,10 +292,14 @@ def build_app(venue: Venue) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         venue.start()
 
+    async def on_shutdown(app: web.Application) -> None:
+        await venue.hub.close_all()  # open sockets would otherwise hold the shutdown up
+
     async def on_cleanup(app: web.Application) -> None:
         await venue.stop()
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
 
@@ -304,7 +308,7 @@ async def serve(config: EmulatorConfig, ready: Callable[[dict[str, object]], Non
     """Run until SIGTERM/SIGINT; report `{"event": "ready", ...}` once listening. Returns the exit code."""
     venue = Venue(config)
     app = build_app(venue)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()

@@ -138,10 +138,16 @@ class StreamHub:
             conn.queue.put_nowait(None)
         return len(victims)
 
-    async def close_all(self) -> None:
-        for conn in self._connections("all"):
-            with contextlib.suppress(Exception):
-                await conn.ws.close(code=1001, message=b"server shutdown")
+    async def close_all(self, timeout_s: float = 1.0) -> None:
+        """Close every socket with "going away"; clients slow to answer the close frame are cut off."""
+
+        async def close(conn: Connection) -> None:
+            try:
+                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), timeout_s)
+            except (TimeoutError, ConnectionError, RuntimeError):
+                conn.abort()
+
+        await asyncio.gather(*(close(conn) for conn in self._connections("all")))
 
     # ------------------------------------------------------------------ serving
 

@@ -165,7 +165,6 @@ class Venue:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        await self.hub.close_all()
 
     async def _tick_loop(self) -> None:
         interval = self.config.tick_ms / 1000

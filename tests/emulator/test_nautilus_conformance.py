@@ -225,3 +225,61 @@ async def test_trading_node_against_the_emulator(venue: EmulatorProcess, running
     # Nothing the node asked for was answered with an error.
     errors = [r for r in await venue.admin.requests() if r["status"] not in (200, 101)]
     assert errors == []
+
+
+async def _user_stream_alive(venue: EmulatorProcess, node: TradingNode, client_order_id: str) -> None:
+    """An order placed by another client reaches the node through its user stream."""
+    await venue.admin.place_order(
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.010",
+            "price": "50000.0",
+            "timeInForce": "GTC",
+            "newClientOrderId": client_order_id,
+        }
+    )
+    await until(
+        lambda: node.cache.order(ClientOrderId(client_order_id)) is not None, f"{client_order_id} seen"
+    )
+
+
+async def test_user_stream_recovers_from_expiry_and_venue_restart(
+    venue: EmulatorProcess, running: RunningNode
+) -> None:
+    node = running.node
+    await _user_stream_alive(venue, node, "web_before")
+    seq = max(r["seq"] for r in await venue.admin.requests())
+
+    # listenKeyExpired: the adapter asks for a new key and reconnects the stream.
+    assert await venue.admin.expire_listen_key() == 1
+    await until(lambda: venue_state_users(node) is not None, "node still running")
+    await until_async(lambda: _new_user_stream(venue, seq), "a new listen key and user stream")
+    await _user_stream_alive(venue, node, "web_after_expiry")
+
+    # The venue goes away and comes back (same port, same state): streams reconnect by themselves.
+    await venue.restart()
+    await until_async(lambda: _user_stream_count(venue), "the user stream reconnected", timeout_s=30)
+    await _user_stream_alive(venue, node, "web_after_restart")
+
+
+def venue_state_users(node: TradingNode) -> object:
+    return node.trader if node.trader.is_running else None
+
+
+async def _user_stream_count(venue: EmulatorProcess) -> bool:
+    return bool((await venue.admin.state())["accounts"]["main"]["user_streams"])
+
+
+async def _new_user_stream(venue: EmulatorProcess, after_seq: int) -> bool:
+    recent = await venue.admin.requests(since=after_seq)
+    created = any(r["path"] == "/fapi/v1/listenKey" and r["method"] == "POST" for r in recent)
+    return created and await _user_stream_count(venue)
+
+
+async def until_async(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
