@@ -74,13 +74,13 @@ def position_risk_v3(ctx: RequestContext) -> object:
     """v3 lists only symbols with a position or open orders."""
     spec = ctx.optional_symbol()
     venue, account = ctx.venue, ctx.account
-    risk = venue.engine.risk(account)
-    rows = []
-    for symbol, pos in risk.positions.items():
-        if spec is not None and symbol != spec.symbol:
-            continue
-        rows.append(views.position_v3(pos, venue.specs[symbol], account, risk.wallet))
-    return rows
+    active = venue.engine.active_symbols(account)
+    symbols = active if spec is None else [s for s in active if s == spec.symbol]
+    risk = venue.engine.risk(account, symbols)
+    return [
+        views.position_v3(pos, venue.specs[symbol], account, risk.wallet)
+        for symbol, pos in risk.positions.items()
+    ]
 
 
 def symbol_config(ctx: RequestContext) -> object:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from emulator import klines
 from emulator.context import RequestContext
 from emulator.numbers import fixed, plain
@@ -28,6 +30,7 @@ def server_time(ctx: RequestContext) -> object:
     return {"serverTime": ctx.now}
 
 
+@functools.cache
 def symbol_info(spec: SymbolSpec) -> dict[str, object]:
     qty_min = fixed(spec.min_qty, spec.qty_decimals)
     step = fixed(spec.step_size, spec.qty_decimals)

@@ -20,7 +20,7 @@ _LAYERS = 12  # 3.75 s * 4**11 = about 182 days
 _AMPLITUDE = 0.8
 
 
-def _mix(value: int) -> int:
+def mix(value: int) -> int:
     """splitmix64 finaliser: a fast, well-distributed 64-bit hash of an integer."""
     value = (value + 0x9E3779B97F4A7C15) & _MASK
     value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
@@ -34,14 +34,14 @@ def stable_key(*parts: str | int) -> int:
     for part in parts:
         data = part.encode() if isinstance(part, str) else str(part).encode()
         for byte in data:
-            key = _mix(key ^ byte)
-        key = _mix(key ^ 0xFF)
+            key = mix(key ^ byte)
+        key = mix(key ^ 0xFF)
     return key
 
 
 def unit(key: int, index: int) -> float:
     """A uniform value in [-1, 1) determined by (key, index)."""
-    return (_mix(_mix(key) ^ (index & _MASK)) >> 11) / float(1 << 52) - 1.0
+    return (mix(mix(key) ^ (index & _MASK)) >> 11) / float(1 << 52) - 1.0
 
 
 def unit01(key: int, index: int) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -313,6 +314,10 @@ async def serve(config: EmulatorConfig, ready: Callable[[dict[str, object]], Non
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()
     port = _bound_port(runner, config.port)
+    # Objects alive now (modules, symbol tables, the seeded state) never become garbage: keep them out of
+    # the collector's full passes, which otherwise stall a request now and then.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

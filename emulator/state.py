@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from emulator.numbers import ZERO
-from emulator.pricepath import stable_key
+from emulator.pricepath import mix, stable_key
 
 OPEN_ORDER_STATUSES = frozenset({"NEW", "PARTIALLY_FILLED"})
 OPEN_ALGO_STATUSES = frozenset({"NEW", "TRIGGERING", "TRIGGERED"})
@@ -228,7 +228,7 @@ def token(seed: int, purpose: str, index: int, length: int) -> str:
     out: list[str] = []
     key = stable_key(seed, purpose, index)
     while len(out) < length:
-        key = stable_key(key, len(out))
+        key = mix(key)
         out.append(_ALPHABET[key % 62])
     return "".join(out)
 

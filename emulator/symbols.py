@@ -6,9 +6,10 @@ derived from its name, so a benchmark can list 50 or 500 contracts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from emulator.numbers import places
@@ -47,18 +48,15 @@ class SymbolSpec:
     max_algo_orders: int = 10
     multiplier_up: Decimal = Decimal("1.0500")
     multiplier_down: Decimal = Decimal("0.9500")
+    # Derived once (they are read on every request).
+    price_decimals: int = field(init=False)
+    qty_decimals: int = field(init=False)
+    brackets: tuple[Bracket, ...] = field(init=False)
 
-    @property
-    def price_decimals(self) -> int:
-        return places(self.tick_size)
-
-    @property
-    def qty_decimals(self) -> int:
-        return places(self.step_size)
-
-    @property
-    def brackets(self) -> tuple[Bracket, ...]:
-        return make_brackets(self.max_leverage, self.bracket_base)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "price_decimals", places(self.tick_size))
+        object.__setattr__(self, "qty_decimals", places(self.step_size))
+        object.__setattr__(self, "brackets", make_brackets(self.max_leverage, self.bracket_base))
 
 
 # Relative tier shapes: (notional cap as a multiple of the base, leverage divisor, maintenance margin ratio).
@@ -72,6 +70,7 @@ _TIERS: tuple[tuple[int, Decimal, Decimal], ...] = (
 )
 
 
+@functools.cache
 def make_brackets(max_leverage: int, base: Decimal) -> tuple[Bracket, ...]:
     """Leverage brackets; `cum` is the maintenance amount that keeps margin continuous across tiers."""
     out: list[Bracket] = []
