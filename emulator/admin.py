@@ -258,6 +258,30 @@ class AdminClient:
         result: dict[str, Any] = await self.call("POST", "/cancel", _clean(body))
         return result
 
+    async def backdate(
+        self,
+        ms: int,
+        *,
+        symbol: str | None = None,
+        order_id: int | None = None,
+        client_order_id: str | None = None,
+        algo_id: int | None = None,
+        client_algo_id: str | None = None,
+        account: str | None = None,
+    ) -> dict[str, Any]:
+        """Move an order (with its trades) or an algo order `ms` into the past (beyond a history window)."""
+        body = {
+            "ms": ms,
+            "symbol": symbol,
+            "order_id": order_id,
+            "client_order_id": client_order_id,
+            "algo_id": algo_id,
+            "client_algo_id": client_algo_id,
+            "account": account,
+        }
+        result: dict[str, Any] = await self.call("POST", "/backdate", _clean(body))
+        return result
+
     # ------------------------------------------------------------------ faults
 
     async def add_fault(self, action: str, **fields: Any) -> dict[str, Any]:

@@ -95,6 +95,16 @@ class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
     client_algo_id: str | None = None
 
 
+class BackdateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    ms: int
+    symbol: str | None = None
+    account: str | None = None
+    order_id: int | None = None
+    client_order_id: str | None = None
+    algo_id: int | None = None
+    client_algo_id: str | None = None
+
+
 class WsRequest(msgspec.Struct, forbid_unknown_fields=True):
     kind: str = "all"
     account: str | None = None
@@ -318,6 +328,28 @@ class Admin:
         )
         return _ok(views.order(order, venue.specs[order.symbol]))
 
+    async def backdate(self, request: web.Request) -> web.Response:
+        venue = self.venue(request)
+        body = await _body(request, BackdateRequest)
+        account = _account(venue, body.account)
+        if body.ms <= 0:
+            raise AdminError(400, "ms must be positive")
+        if body.algo_id is not None or body.client_algo_id is not None:
+            algo = venue.engine.find_algo(account.name, body.algo_id, body.client_algo_id)
+            if algo is None:
+                raise AdminError(404, "no such algo order")
+            venue.engine.backdate_algo(algo, body.ms)
+            return _ok(views.algo(algo, venue.specs[algo.symbol]))
+        if body.symbol is None:
+            raise AdminError(400, "give symbol with order_id/client_order_id, or algo_id/client_algo_id")
+        order = venue.engine.find_order(
+            account.name, _symbol(venue, body.symbol), body.order_id, body.client_order_id
+        )
+        if order is None:
+            raise AdminError(404, "no such order")
+        venue.engine.backdate_order(order, body.ms)
+        return _ok(views.order(order, venue.specs[order.symbol]))
+
     async def faults_list(self, request: web.Request) -> web.Response:
         return _ok([msgspec.to_builtins(r) for r in self.venue(request).faults.rules()])
 
@@ -472,6 +504,7 @@ def register(app: web.Application, venue_key: web.AppKey[Venue]) -> None:
         ("POST", "/order", admin.order),
         ("POST", "/algo_order", admin.algo_order),
         ("POST", "/cancel", admin.cancel),
+        ("POST", "/backdate", admin.backdate),
         ("GET", "/faults", admin.faults_list),
         ("POST", "/faults", admin.faults_add),
         ("DELETE", "/faults", admin.faults_clear),

@@ -668,6 +668,24 @@ class Exchange:
         if notify:
             self._emit_account(account, "ADJUSTMENT", [symbol])
 
+    def backdate_order(self, order: Order, ms: int) -> None:
+        """Move an order (and its trades) `ms` into the past, e.g. to age it beyond a history window."""
+        order.time -= ms
+        order.update_time -= ms
+        for trade in self._trades_of[(order.account, order.symbol)]:
+            if trade.order_id == order.order_id:
+                trade.time -= ms
+
+    def backdate_algo(self, algo: AlgoOrder, ms: int) -> None:
+        algo.create_time -= ms
+        algo.update_time -= ms
+        if algo.trigger_time:
+            algo.trigger_time -= ms
+        if algo.actual_order_id:
+            child = self.state.orders.get(int(algo.actual_order_id))
+            if child is not None:
+                self.backdate_order(child, ms)
+
     def set_wallet(self, account: Account, amount: Decimal, notify: bool) -> None:
         change = amount - account.wallet.get(QUOTE, ZERO)
         account.wallet[QUOTE] = amount

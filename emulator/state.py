@@ -244,5 +244,7 @@ def decode(data: bytes) -> VenueState:
 def write_file(path: Path, payload: bytes) -> None:
     """Write atomically: a crash mid-write leaves the previous snapshot intact."""
     tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.touch(mode=0o600)  # snapshots hold the accounts' API secrets
+    tmp.chmod(0o600)
     tmp.write_bytes(payload)
     tmp.replace(path)

@@ -120,3 +120,18 @@ async def test_silent_position_change(venue: EmulatorProcess, client: VenueClien
     assert (await client.get("/fapi/v1/userTrades", {"symbol": "ETHUSDT"})).body == []
     state = await venue.admin.state()
     assert state["accounts"]["main"]["positions"]["ETHUSDT"]["amount"] == "-0.500"
+
+
+async def test_backdated_stop_leaves_the_history_window_but_stays_open(
+    venue: EmulatorProcess, client: VenueClient
+) -> None:
+    """A stop placed 10 days ago: openAlgoOrders lists it, allAlgoOrders (last 7 days by default) does not."""
+    await _open_position_and_stop(client)
+    await venue.admin.backdate(10 * 86_400_000, client_algo_id="keep-me")
+    assert [a["clientAlgoId"] for a in (await client.get("/fapi/v1/openAlgoOrders")).body] == ["keep-me"]
+    assert (await client.get("/fapi/v1/allAlgoOrders", {"symbol": "BTCUSDT"})).body == []
+    market = (await client.get("/fapi/v1/allOrders", {"symbol": "BTCUSDT"})).body[0]
+    await venue.admin.backdate(8 * 86_400_000, symbol="BTCUSDT", order_id=market["orderId"])
+    assert (await client.get("/fapi/v1/allOrders", {"symbol": "BTCUSDT"})).body == []
+    assert (await client.get("/fapi/v1/userTrades", {"symbol": "BTCUSDT"})).body == []
+    assert len((await client.get("/fapi/v1/userTrades", {"symbol": "BTCUSDT", "fromId": "0"})).body) == 1
