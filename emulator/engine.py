@@ -375,6 +375,7 @@ class Exchange:
         order.status = "FILLED" if order.executed_qty >= order.orig_qty else "PARTIALLY_FILLED"
         if order.status == "FILLED":
             self._order_closed(order)
+        self.sink.user_event(order.account, events.trade_lite(order, self.specs[order.symbol], trade))
         self._emit_order(order, Execution("TRADE", trade))
         self._emit_account(account, "ORDER", [order.symbol])
         self.sink.trade_print(order.symbol, price, qty, (order.side == "BUY") == maker, now)

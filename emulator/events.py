@@ -68,6 +68,25 @@ def order_trade_update(
     return {"e": "ORDER_TRADE_UPDATE", "E": now, "T": now, "o": body}
 
 
+def trade_lite(order: Order, spec: SymbolSpec, trade: Trade) -> dict[str, object]:
+    """The venue's low-latency fill event; it precedes the fill's ORDER_TRADE_UPDATE."""
+    return {
+        "e": "TRADE_LITE",
+        "E": trade.time,
+        "T": trade.time,
+        "s": order.symbol,
+        "q": qty_text(order.orig_qty, spec),
+        "p": price_text(order.price, spec),
+        "m": trade.maker,
+        "c": order.client_order_id,
+        "S": order.side,
+        "L": fixed(trade.price, spec.price_decimals),
+        "l": qty_text(trade.qty, spec),
+        "t": trade.trade_id,
+        "i": order.order_id,
+    }
+
+
 def algo_update(algo: AlgoOrder, spec: SymbolSpec, now: int, actual_type: str = "") -> dict[str, object]:
     body: dict[str, object] = {
         "caid": algo.client_algo_id,

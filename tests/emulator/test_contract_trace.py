@@ -32,6 +32,7 @@ from nautilus_trader.adapters.binance.futures.schemas.user import (
     BinanceFuturesAccountUpdateMsg,
     BinanceFuturesAlgoUpdateMsg,
     BinanceFuturesOrderUpdateMsg,
+    BinanceFuturesTradeLiteMsg,
     BinanceFuturesUserMsgData,
 )
 from nautilus_trader.core.uuid import UUID4
@@ -139,6 +140,7 @@ EVENT_DECODERS: dict[str, type[msgspec.Struct]] = {
     "ORDER_TRADE_UPDATE": BinanceFuturesOrderUpdateMsg,
     "ALGO_UPDATE": BinanceFuturesAlgoUpdateMsg,
     "ACCOUNT_UPDATE": BinanceFuturesAccountUpdateMsg,
+    "TRADE_LITE": BinanceFuturesTradeLiteMsg,
 }
 
 
@@ -222,7 +224,7 @@ async def test_every_recorded_request_is_answered_in_a_shape_the_client_accepts(
             await ws.close()
     assert len(checked) == len([r for r in _records() if r["status"] != 101])
     kinds = [event["e"] for event in user_events]
-    assert {"ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE"} <= set(kinds)
+    assert {"ORDER_TRADE_UPDATE", "ALGO_UPDATE", "ACCOUNT_UPDATE", "TRADE_LITE"} <= set(kinds)
 
 
 async def _drain_user_events(sockets: list[aiohttp.ClientWebSocketResponse]) -> list[dict[str, Any]]:

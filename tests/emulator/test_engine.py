@@ -37,11 +37,14 @@ class Prices:
 
 class Sink:
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # everything but TRADE_LITE
+        self.stream: list[dict[str, Any]] = []  # everything, in order
         self.prints: list[tuple[str, Decimal, Decimal, bool]] = []
 
     def user_event(self, account: str, payload: dict[str, Any], delay_ms: int = 0) -> None:
-        self.events.append(payload)
+        self.stream.append(payload)
+        if payload["e"] != "TRADE_LITE":
+            self.events.append(payload)
 
     def trade_print(self, symbol: str, price: Decimal, qty: Decimal, buyer_maker: bool, time: int) -> None:
         self.prints.append((symbol, price, qty, buyer_maker))
@@ -132,6 +135,15 @@ def test_market_order_fills_at_last_price_as_taker() -> None:
     assert account_event["B"][0]["wb"] == f"{START_BALANCE - fee:.8f}"
     assert account_event["P"][0]["pa"] == "0.010" and account_event["P"][0]["ep"] == "60000"
     assert venue.sink.prints == [("BTCUSDT", Decimal("60000.0"), Decimal("0.010"), False)]
+    lite, fill = venue.sink.stream[1], venue.sink.stream[2]
+    assert (lite["e"], fill["e"], fill["o"]["x"]) == ("TRADE_LITE", "ORDER_TRADE_UPDATE", "TRADE")
+    assert (lite["c"], lite["L"], lite["l"], lite["t"], lite["i"]) == (
+        "m-1",
+        "60000.00",
+        "0.010",
+        fill["o"]["t"],
+        fill["o"]["i"],
+    )
 
 
 def test_round_trip_realizes_pnl_and_income_explains_the_wallet() -> None:

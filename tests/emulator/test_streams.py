@@ -66,10 +66,11 @@ async def test_user_stream_events_for_an_order(
         events = await receive_until(ws, lambda m: m["e"] == "ACCOUNT_UPDATE")
         assert [(e["e"], e.get("o", {}).get("X")) for e in events] == [
             ("ORDER_TRADE_UPDATE", "NEW"),
+            ("TRADE_LITE", None),
             ("ORDER_TRADE_UPDATE", "FILLED"),
             ("ACCOUNT_UPDATE", None),
         ]
-        assert events[1]["o"]["c"] == "u-1"
+        assert events[2]["o"]["c"] == "u-1" and events[1]["c"] == "u-1"
         await venue.admin.place_order(
             {
                 "symbol": "BTCUSDT",
