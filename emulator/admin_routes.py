@@ -205,7 +205,7 @@ class Admin:
                     views.order(o, venue.specs[o.symbol]) for o in engine.open_orders(name, None)
                 ],
                 "open_algo_orders": [
-                    views.algo(a, venue.specs[a.symbol]) for a in engine.open_algos(name, None)
+                    views.algo(a, venue.specs[a.symbol]) for a in engine.algos.open(name, None)
                 ],
                 "user_streams": venue.hub.user_connections(name),
             }
@@ -272,10 +272,10 @@ class Admin:
         venue = self.venue(request)
         body = await _body(request, TriggerRequest)
         account = _account(venue, body.account)
-        algo = venue.engine.find_algo(account.name, body.algo_id, body.client_algo_id)
+        algo = venue.engine.algos.find(account.name, body.algo_id, body.client_algo_id)
         if algo is None or algo.status != "NEW":
             raise AdminError(404, "no untriggered algo order with that id")
-        venue.engine.trigger(algo, body.price)
+        venue.engine.algos.trigger(algo, body.price)
         return _ok(views.algo(algo, venue.specs[algo.symbol]))
 
     async def position(self, request: web.Request) -> web.Response:
@@ -311,7 +311,7 @@ class Admin:
         venue = self.venue(request)
         body = await _body(request, OrderRequest)
         cmd = commands.parse_new_algo(Params({"algoType": "CONDITIONAL", **body.params}), venue.specs)
-        algo = venue.engine.place_algo(_account(venue, body.account), cmd, source="admin")
+        algo = venue.engine.algos.place(_account(venue, body.account), cmd, source="admin")
         return _ok(views.algo(algo, venue.specs[algo.symbol]))
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -319,7 +319,7 @@ class Admin:
         body = await _body(request, CancelRequest)
         account = _account(venue, body.account)
         if body.algo_id is not None or body.client_algo_id is not None:
-            algo = venue.engine.cancel_algo(account, body.algo_id, body.client_algo_id)
+            algo = venue.engine.algos.cancel(account, body.algo_id, body.client_algo_id)
             return _ok(views.algo(algo, venue.specs[algo.symbol]))
         if body.symbol is None:
             raise AdminError(400, "give symbol with order_id/client_order_id, or algo_id/client_algo_id")
@@ -335,10 +335,10 @@ class Admin:
         if body.ms <= 0:
             raise AdminError(400, "ms must be positive")
         if body.algo_id is not None or body.client_algo_id is not None:
-            algo = venue.engine.find_algo(account.name, body.algo_id, body.client_algo_id)
+            algo = venue.engine.algos.find(account.name, body.algo_id, body.client_algo_id)
             if algo is None:
                 raise AdminError(404, "no such algo order")
-            venue.engine.backdate_algo(algo, body.ms)
+            venue.engine.algos.backdate(algo, body.ms)
             return _ok(views.algo(algo, venue.specs[algo.symbol]))
         if body.symbol is None:
             raise AdminError(400, "give symbol with order_id/client_order_id, or algo_id/client_algo_id")
@@ -439,7 +439,7 @@ class Admin:
         algos = [
             views.algo(a, venue.specs[s])
             for s in symbols
-            for a in venue.engine.algos_of(account.name, s)
+            for a in venue.engine.algos.of(account.name, s)
             if wanted is None or a.client_algo_id == wanted
         ]
         return _ok({"orders": rows, "algo_orders": algos})

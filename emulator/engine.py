@@ -1,4 +1,4 @@
-"""The exchange: orders, conditional (algo) orders, fills, positions and balances, and the events they emit.
+"""The matching engine: orders, fills, positions and balances, and the events they emit.
 
 Synchronous and free of I/O: HTTP handlers and the admin API call it, it mutates `VenueState` and reports what
 happened to an `EventSink` (user-stream events, public trade prints). Decisions it delegates to pure modules:
@@ -14,13 +14,13 @@ from decimal import Decimal
 from typing import Protocol
 
 from emulator import accounting, errors, events, matching
-from emulator.commands import NewAlgo, NewOrder
+from emulator.algos import AlgoService
+from emulator.commands import NewOrder
 from emulator.events import Execution
 from emulator.numbers import ZERO, round_balance
 from emulator.risk import QUOTE, AccountRisk, account_risk, position_risk
 from emulator.state import (
     Account,
-    AlgoOrder,
     Attempts,
     Income,
     Order,
@@ -63,14 +63,12 @@ class Exchange:
         algo_finish_delay_ms: int = 0,
     ) -> None:
         self.state = state
-        # The algo service learns that its child order finished after the matching engine reported the fill;
-        # clients (nautilus) rely on ORDER_TRADE_UPDATE arriving first.
-        self.algo_finish_delay_ms = algo_finish_delay_ms
         self.specs = specs
         self.prices = prices
         self.sink = sink
         self.now = clock
         self._rebuild_indexes()
+        self.algos = AlgoService(self, finish_delay_ms=algo_finish_delay_ms)
 
     # ------------------------------------------------------------------ indexes
 
@@ -78,17 +76,12 @@ class Exchange:
         self._by_key = {a.api_key: a for a in self.state.accounts.values()}
         self._open_orders: dict[str, dict[int, Order]] = defaultdict(dict)
         self._open_by_account: dict[str, dict[int, Order]] = defaultdict(dict)
-        self._open_algos: dict[str, dict[int, AlgoOrder]] = defaultdict(dict)
         self._orders_of: dict[tuple[str, str], list[Order]] = defaultdict(list)
-        self._algos_of: dict[tuple[str, str], list[AlgoOrder]] = defaultdict(list)
         self._trades_of: dict[tuple[str, str], list[Trade]] = defaultdict(list)
         self._income_of: dict[str, list[Income]] = defaultdict(list)
         self._client_ids: dict[tuple[str, str, str], Order] = {}
-        self._algo_client_ids: dict[tuple[str, str], AlgoOrder] = {}
         for order in sorted(self.state.orders.values(), key=lambda o: o.order_id):
             self._index_order(order)
-        for algo in sorted(self.state.algos.values(), key=lambda a: a.algo_id):
-            self._index_algo(algo)
         for trade in self.state.trades:
             self._trades_of[(trade.account, trade.symbol)].append(trade)
         for record in self.state.income:
@@ -100,12 +93,6 @@ class Exchange:
         if order.is_open:
             self._open_orders[order.symbol][order.order_id] = order
             self._open_by_account[order.account][order.order_id] = order
-
-    def _index_algo(self, algo: AlgoOrder) -> None:
-        self._algos_of[(algo.account, algo.symbol)].append(algo)
-        self._algo_client_ids[(algo.account, algo.client_algo_id)] = algo
-        if algo.is_open:
-            self._open_algos[algo.symbol][algo.algo_id] = algo
 
     def _order_closed(self, order: Order) -> None:
         self._open_orders[order.symbol].pop(order.order_id, None)
@@ -157,9 +144,6 @@ class Exchange:
     def orders_of(self, account: str, symbol: str) -> list[Order]:
         return self._orders_of[(account, symbol)]
 
-    def algos_of(self, account: str, symbol: str) -> list[AlgoOrder]:
-        return self._algos_of[(account, symbol)]
-
     def trades_of(self, account: str, symbol: str) -> list[Trade]:
         return self._trades_of[(account, symbol)]
 
@@ -170,11 +154,6 @@ class Exchange:
         orders = self._open_by_account[account].values()
         return sorted((o for o in orders if symbol is None or o.symbol == symbol), key=lambda o: o.order_id)
 
-    def open_algos(self, account: str, symbol: str | None) -> list[AlgoOrder]:
-        symbols = [symbol] if symbol is not None else list(self._open_algos)
-        found = [a for s in symbols for a in self._open_algos[s].values() if a.account == account]
-        return sorted(found, key=lambda a: a.algo_id)
-
     def find_order(
         self, account: str, symbol: str, order_id: int | None, client_id: str | None
     ) -> Order | None:
@@ -184,14 +163,6 @@ class Exchange:
         if client_id is not None:
             return self._client_ids.get((account, symbol, client_id))
         raise errors.mandatory_missing("orderId")
-
-    def find_algo(self, account: str, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder | None:
-        if algo_id is not None:
-            algo = self.state.algos.get(algo_id)
-            return algo if algo and algo.account == account else None
-        if client_algo_id is not None:
-            return self._algo_client_ids.get((account, client_algo_id))
-        raise errors.mandatory_missing("algoId")
 
     # ------------------------------------------------------------------ attempts
 
@@ -210,13 +181,9 @@ class Exchange:
 
     # ------------------------------------------------------------------ ids
 
-    def _next_order_id(self) -> int:
+    def next_order_id(self) -> int:
         self.state.counters.order_id += 1
         return self.state.counters.order_id
-
-    def _next_algo_id(self) -> int:
-        self.state.counters.algo_id += 1
-        return self.state.counters.algo_id
 
     def _next_trade_id(self) -> int:
         self.state.counters.trade_id += 1
@@ -252,10 +219,10 @@ class Exchange:
                 raise errors.post_only_rejected()
         exec_price = cmd.price if cmd.type == "LIMIT" and cmd.price is not None else last
         self._check_notional(spec, quantity, exec_price, cmd.reduce_only)
-        self._check_margin(account, cmd.symbol, cmd.side, quantity, exec_price, reduce_only=cmd.reduce_only)
+        self.check_margin(account, cmd.symbol, cmd.side, quantity, exec_price, reduce_only=cmd.reduce_only)
         now = self.now()
         order = Order(
-            order_id=self._next_order_id(),
+            order_id=self.next_order_id(),
             account=account.name,
             symbol=cmd.symbol,
             client_order_id=client_id,
@@ -271,9 +238,13 @@ class Exchange:
             update_time=now,
             source=source,
         )
+        self.submit(order, last)
+        return order
+
+    def submit(self, order: Order, last: Decimal) -> None:
+        """Accept a new order into the book and match it (also how triggered algo orders arrive)."""
         self._accept(order)
         self._execute_new(order, last)
-        return order
 
     def _accept(self, order: Order) -> None:
         self.state.orders[order.order_id] = order
@@ -315,7 +286,7 @@ class Exchange:
         if not reduce_only and qty * price < spec.min_notional:
             raise errors.notional_too_small(str(spec.min_notional.normalize()))
 
-    def _check_margin(
+    def check_margin(
         self, account: Account, symbol: str, side: str, qty: Decimal, price: Decimal, *, reduce_only: bool
     ) -> None:
         if reduce_only:
@@ -382,7 +353,7 @@ class Exchange:
         if (was_amount > 0) != (position.amount > 0) or position.amount == 0:
             self._expire_stale_reduce_only(account, order.symbol, order.order_id)
         if order.algo_id and order.status == "FILLED":
-            self._finish_algo_from_child(order)
+            self.algos.child_done(order)
         return trade
 
     def _expire_stale_reduce_only(self, account: Account, symbol: str, skip: int) -> None:
@@ -400,7 +371,7 @@ class Exchange:
         self._order_closed(order)
         self._emit_order(order, Execution(status))
         if order.algo_id:
-            self._finish_algo_from_child(order)
+            self.algos.child_done(order)
 
     def _income(
         self,
@@ -444,140 +415,6 @@ class Exchange:
             self._finish(order, "CANCELED")
         return len(orders)
 
-    # ------------------------------------------------------------------ conditional (algo) orders
-
-    def place_algo(self, account: Account, cmd: NewAlgo, source: str = "api") -> AlgoOrder:
-        spec = self.specs[cmd.symbol]
-        client_id = cmd.client_algo_id or self.auto_client_id()
-        existing = self._algo_client_ids.get((account.name, client_id))
-        if existing is not None and existing.is_open:
-            raise errors.duplicate_client_order_id()
-        if (
-            len([a for a in self._open_algos[cmd.symbol].values() if a.account == account.name])
-            >= spec.max_algo_orders
-        ):
-            raise errors.max_stop_orders()
-        reference = self._reference(cmd.symbol, cmd.working_type)
-        if cmd.trigger_price is not None and matching.is_triggered(
-            cmd.order_type, cmd.side, cmd.trigger_price, reference
-        ):
-            raise errors.would_immediately_trigger()
-        now = self.now()
-        activate = cmd.activate_price or reference
-        algo = AlgoOrder(
-            algo_id=self._next_algo_id(),
-            account=account.name,
-            client_algo_id=client_id,
-            symbol=cmd.symbol,
-            side=cmd.side,
-            order_type=cmd.order_type,
-            time_in_force=cmd.time_in_force,
-            quantity=cmd.quantity or ZERO,
-            trigger_price=cmd.trigger_price or ZERO,
-            price=cmd.price or ZERO,
-            working_type=cmd.working_type,
-            close_position=cmd.close_position,
-            price_protect=cmd.price_protect,
-            reduce_only=cmd.reduce_only,
-            activate_price=activate if cmd.order_type == "TRAILING_STOP_MARKET" else ZERO,
-            callback_rate=cmd.callback_rate or ZERO,
-            trailing_extreme=reference,
-            create_time=now,
-            update_time=now,
-            good_till_date=cmd.good_till_date,
-            source=source,
-        )
-        self.state.algos[algo.algo_id] = algo
-        self._index_algo(algo)
-        self._emit_algo(algo)
-        return algo
-
-    def cancel_algo(self, account: Account, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder:
-        algo = self.find_algo(account.name, algo_id, client_algo_id)
-        if algo is None or algo.status != "NEW":
-            raise errors.unknown_order_sent()
-        self._close_algo(algo, "CANCELED")
-        return algo
-
-    def cancel_all_algos(self, account: Account, symbol: str) -> int:
-        algos = [a for a in self.open_algos(account.name, symbol) if a.status == "NEW"]
-        for algo in algos:
-            self._close_algo(algo, "CANCELED")
-        return len(algos)
-
-    def _close_algo(self, algo: AlgoOrder, status: str, actual_type: str = "") -> None:
-        algo.status = status
-        algo.update_time = self.now()
-        self._open_algos[algo.symbol].pop(algo.algo_id, None)
-        self._emit_algo(algo, actual_type, self.algo_finish_delay_ms if status == "FINISHED" else 0)
-
-    def _reference(self, symbol: str, working_type: str) -> Decimal:
-        return self.prices.mark(symbol) if working_type == "MARK_PRICE" else self.prices.last(symbol)
-
-    def trigger(self, algo: AlgoOrder, fill_price: Decimal | None = None) -> None:
-        """The algo service hands a triggered conditional order to the matching engine as a child order."""
-        account = self.state.accounts[algo.account]
-        now = self.now()
-        algo.status = "TRIGGERING"
-        algo.trigger_time = algo.update_time = now
-        self._emit_algo(algo)
-        child_qty = self._child_quantity(account, algo)
-        if child_qty == 0:
-            self._close_algo(algo, "EXPIRED")
-            return
-        last = fill_price if fill_price is not None else self.prices.last(algo.symbol)
-        child_type = "LIMIT" if algo.order_type in ("STOP", "TAKE_PROFIT") else "MARKET"
-        price = algo.price if child_type == "LIMIT" else last
-        try:
-            reducing = algo.reduce_only or algo.close_position
-            self._check_margin(account, algo.symbol, algo.side, child_qty, price, reduce_only=reducing)
-        except errors.VenueError:
-            self._close_algo(algo, "REJECTED")
-            return
-        child = Order(
-            order_id=self._next_order_id(),
-            account=account.name,
-            symbol=algo.symbol,
-            client_order_id=algo.client_algo_id,
-            side=algo.side,
-            type=child_type,
-            orig_type=algo.order_type,
-            time_in_force=algo.time_in_force if child_type == "LIMIT" else "GTC",
-            orig_qty=child_qty,
-            price=algo.price if child_type == "LIMIT" else ZERO,
-            stop_price=algo.trigger_price,
-            reduce_only=algo.reduce_only or algo.close_position,
-            close_position=algo.close_position,
-            working_type=algo.working_type,
-            price_protect=algo.price_protect,
-            time=now,
-            update_time=now,
-            algo_id=algo.algo_id,
-            source=algo.source,
-        )
-        algo.status = "TRIGGERED"
-        algo.actual_order_id = str(child.order_id)
-        self._emit_algo(algo, child_type)
-        self._accept(child)
-        self._execute_new(child, last)
-
-    def _child_quantity(self, account: Account, algo: AlgoOrder) -> Decimal:
-        position = account.positions.get(algo.symbol)
-        amount = position.amount if position else ZERO
-        if algo.close_position:
-            return accounting.reduce_only_quantity(amount, algo.side, abs(amount))
-        if algo.reduce_only:
-            return accounting.reduce_only_quantity(amount, algo.side, algo.quantity)
-        return algo.quantity
-
-    def _finish_algo_from_child(self, child: Order) -> None:
-        algo = self.state.algos.get(child.algo_id)
-        if algo is None or algo.status != "TRIGGERED":
-            return
-        algo.executed_qty = child.executed_qty
-        algo.actual_price = child.avg_price
-        self._close_algo(algo, "FINISHED", child.type)
-
     # ------------------------------------------------------------------ price-driven matching
 
     def on_price(self, symbol: str) -> None:
@@ -590,9 +427,7 @@ class Exchange:
                 and matching.resting_limit_fills(order.side, order.price, last)
             ):
                 self._fill_resting(order, order.price)
-        for algo in list(self._open_algos[symbol].values()):
-            if algo.status == "NEW" and self._algo_fires(algo):
-                self.trigger(algo)
+        self.algos.on_price(symbol)
 
     def _fill_resting(self, order: Order, price: Decimal, qty: Decimal | None = None) -> None:
         remaining = order.orig_qty - order.executed_qty
@@ -607,18 +442,6 @@ class Exchange:
                 return
         self._fill(order, min(remaining, qty) if qty is not None else remaining, price, maker=True)
 
-    def _algo_fires(self, algo: AlgoOrder) -> bool:
-        reference = self._reference(algo.symbol, algo.working_type)
-        if algo.order_type != "TRAILING_STOP_MARKET":
-            return matching.is_triggered(algo.order_type, algo.side, algo.trigger_price, reference)
-        if not algo.trailing_active:
-            if not matching.trailing_activated(algo.side, algo.activate_price, reference):
-                return False
-            algo.trailing_active = True
-            algo.trailing_extreme = reference
-        algo.trailing_extreme = matching.update_extreme(algo.side, algo.trailing_extreme, reference)
-        return matching.trailing_fires(algo.side, algo.trailing_extreme, algo.callback_rate, reference)
-
     def expire_due(self) -> None:
         """GTD orders and conditional orders whose goodTillDate has passed."""
         now = self.now()
@@ -626,10 +449,7 @@ class Exchange:
             for order in list(orders.values()):
                 if order.good_till_date and order.good_till_date <= now:
                     self._finish(order, "EXPIRED")
-        for algos in list(self._open_algos.values()):
-            for algo in list(algos.values()):
-                if algo.status == "NEW" and algo.good_till_date and algo.good_till_date <= now:
-                    self._close_algo(algo, "EXPIRED")
+        self.algos.expire_due(now)
 
     # ------------------------------------------------------------------ account settings
 
@@ -677,16 +497,6 @@ class Exchange:
             if trade.order_id == order.order_id:
                 trade.time -= ms
 
-    def backdate_algo(self, algo: AlgoOrder, ms: int) -> None:
-        algo.create_time -= ms
-        algo.update_time -= ms
-        if algo.trigger_time:
-            algo.trigger_time -= ms
-        if algo.actual_order_id:
-            child = self.state.orders.get(int(algo.actual_order_id))
-            if child is not None:
-                self.backdate_order(child, ms)
-
     def set_wallet(self, account: Account, amount: Decimal, notify: bool) -> None:
         change = amount - account.wallet.get(QUOTE, ZERO)
         account.wallet[QUOTE] = amount
@@ -730,10 +540,6 @@ class Exchange:
             order, self.specs[order.symbol], execution, now=self.now(), bid=bid, ask=ask
         )
         self.sink.user_event(order.account, payload)
-
-    def _emit_algo(self, algo: AlgoOrder, actual_type: str = "", delay_ms: int = 0) -> None:
-        payload = events.algo_update(algo, self.specs[algo.symbol], self.now(), actual_type)
-        self.sink.user_event(algo.account, payload, delay_ms)
 
     def _emit_account(
         self, account: Account, reason: str, symbols: list[str], change: Decimal = ZERO

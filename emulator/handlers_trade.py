@@ -134,7 +134,7 @@ def user_trades(ctx: RequestContext) -> object:
 
 def new_algo_order(ctx: RequestContext) -> dict[str, object]:
     cmd = commands.parse_new_algo(ctx.params, ctx.venue.specs)
-    algo = ctx.venue.engine.place_algo(ctx.account, cmd)
+    algo = ctx.venue.engine.algos.place(ctx.account, cmd)
     return views.algo(algo, ctx.venue.specs[algo.symbol])
 
 
@@ -142,7 +142,7 @@ def _find_algo(ctx: RequestContext) -> AlgoOrder | None:
     algo_id, client_id = ctx.params.integer("algoId"), ctx.params.text("clientAlgoId")
     if algo_id is None and client_id is None:
         raise errors.mandatory_missing("algoId")
-    return ctx.venue.engine.find_algo(ctx.account.name, algo_id, client_id)
+    return ctx.venue.engine.algos.find(ctx.account.name, algo_id, client_id)
 
 
 def query_algo_order(ctx: RequestContext) -> object:
@@ -156,14 +156,14 @@ def cancel_algo_order(ctx: RequestContext) -> object:
     algo_id, client_id = ctx.params.integer("algoId"), ctx.params.text("clientAlgoId")
     if algo_id is None and client_id is None:
         raise errors.mandatory_missing("algoId")
-    algo = ctx.venue.engine.cancel_algo(ctx.account, algo_id, client_id)
+    algo = ctx.venue.engine.algos.cancel(ctx.account, algo_id, client_id)
     return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
 
 
 def open_algo_orders(ctx: RequestContext) -> object:
     spec = ctx.optional_symbol()
     algo_id = ctx.params.integer("algoId")
-    algos = ctx.venue.engine.open_algos(ctx.account.name, spec.symbol if spec else None)
+    algos = ctx.venue.engine.algos.open(ctx.account.name, spec.symbol if spec else None)
     specs = ctx.venue.specs
     return [views.algo(a, specs[a.symbol]) for a in algos if algo_id is None or a.algo_id == algo_id]
 
@@ -181,7 +181,7 @@ def all_algo_orders(ctx: RequestContext) -> object:
     limit = params.limit(default=500, maximum=1000)
     page = params.integer("page") or 1
     rows = history.select(
-        ctx.venue.engine.algos_of(ctx.account.name, spec.symbol),
+        ctx.venue.engine.algos.of(ctx.account.name, spec.symbol),
         time_of=lambda a: a.create_time,
         id_of=lambda a: a.algo_id,
         span=span,
@@ -194,7 +194,7 @@ def all_algo_orders(ctx: RequestContext) -> object:
 
 def cancel_all_algo_orders(ctx: RequestContext) -> object:
     spec = ctx.symbol()
-    ctx.venue.engine.cancel_all_algos(ctx.account, spec.symbol)
+    ctx.venue.engine.algos.cancel_all(ctx.account, spec.symbol)
     return CANCEL_ALL_DONE
 
 

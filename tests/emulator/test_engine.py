@@ -89,7 +89,7 @@ class Venue:
             "triggerPrice": "55000.0",
         }
         cmd = commands.parse_new_algo(Params({**defaults, **params}), self.engine.specs)
-        return self.engine.place_algo(self.account, cmd)
+        return self.engine.algos.place(self.account, cmd)
 
     def move(self, price: str, symbol: str = "BTCUSDT") -> None:
         self.prices.last_prices[symbol] = Decimal(price)
@@ -304,7 +304,7 @@ def test_close_position_and_take_profit() -> None:
         ),
         venue.engine.specs,
     )
-    take_profit = venue.engine.place_algo(venue.account, cmd)
+    take_profit = venue.engine.algos.place(venue.account, cmd)
     venue.move("62100.0")
     assert take_profit.status == "FINISHED" and take_profit.executed_qty == Decimal("0.030")
     assert venue.position()[0] == 0
@@ -329,7 +329,7 @@ def test_stop_limit_child_rests_then_fills_and_canceling_the_child_finishes_the_
     venue.move("56100.0")  # buy stop triggers at or above 56000; the buy limit at 55000 rests
     assert fourth.status == "TRIGGERED"
     child_id = int(fourth.actual_order_id)
-    assert _error(lambda: venue.engine.cancel_algo(venue.account, fourth.algo_id, None)).code == -2011
+    assert _error(lambda: venue.engine.algos.cancel(venue.account, fourth.algo_id, None)).code == -2011
     venue.engine.cancel_order(venue.account, "BTCUSDT", child_id, None)
     assert (fourth.status, fourth.executed_qty) == ("FINISHED", Decimal(0))
 
@@ -360,7 +360,7 @@ def test_trailing_stop_fires_after_a_pullback() -> None:
         ),
         venue.engine.specs,
     )
-    trailing = venue.engine.place_algo(venue.account, cmd)
+    trailing = venue.engine.algos.place(venue.account, cmd)
     for price in ("60500.0", "61000.0", "62000.0", "61500.0"):
         venue.move(price)
         assert trailing.status == "NEW"
