@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
 import socket
 import sys
@@ -149,11 +150,16 @@ class EmulatorProcess:
             self._log = None
         return code
 
-    async def restart(self, *, kill: bool = False, downtime_s: float = 0.0) -> None:
-        """Stop and start again on the same port with the same state (a venue outage, not a venue reset)."""
-        if kill:
+    async def restart(
+        self, *, kill: bool = False, downtime_s: float = 0.0, from_snapshot: Path | None = None
+    ) -> None:
+        """Stop and start again on the same port: with the same state (a venue outage, not a venue reset),
+        or with the state of `from_snapshot` (a file written by `admin.snapshot`)."""
+        if kill and from_snapshot is None:
             await self.admin.snapshot(str(self.state_path))
         await self.stop(kill=kill)
+        if from_snapshot is not None:
+            shutil.copyfile(from_snapshot, self.state_path)
         if downtime_s:
             await asyncio.sleep(downtime_s)
         await self.start()
@@ -207,9 +213,12 @@ async def running_emulator(
     port: int = 0,
     extra_args: Sequence[str] = (),
     workdir: Path | None = None,
+    state_file: Path | None = None,
     startup_timeout: float = STARTUP_TIMEOUT_S,
 ) -> AsyncIterator[EmulatorProcess]:
-    """Start an emulator subprocess, yield it (ready), stop it on exit. Logs go to `workdir/emulator.log`."""
+    """Start an emulator subprocess, yield it (ready), stop it on exit. Logs go to `workdir/emulator.log`.
+
+    `state_file`: start from a snapshot (its accounts replace `accounts`' starting state)."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="emulator-")))
@@ -227,6 +236,8 @@ async def running_emulator(
         emulator = EmulatorProcess(
             args=args, workdir=workdir, accounts=accounts, port=port, startup_timeout=startup_timeout
         )
+        if state_file is not None:
+            shutil.copyfile(state_file, emulator.state_path)
         await emulator.start()
         try:
             yield emulator

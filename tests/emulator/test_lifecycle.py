@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.testing import EmulatorProcess, VenueClient
+from emulator.testing import EmulatorProcess, VenueClient, running_emulator
 
 pytestmark = pytest.mark.asyncio
 
@@ -135,3 +135,20 @@ async def test_backdated_stop_leaves_the_history_window_but_stays_open(
     assert (await client.get("/fapi/v1/allOrders", {"symbol": "BTCUSDT"})).body == []
     assert (await client.get("/fapi/v1/userTrades", {"symbol": "BTCUSDT"})).body == []
     assert len((await client.get("/fapi/v1/userTrades", {"symbol": "BTCUSDT", "fromId": "0"})).body) == 1
+
+
+async def test_restart_from_a_snapshot_and_start_from_one(
+    venue: EmulatorProcess, client: VenueClient, tmp_path: Path
+) -> None:
+    snapshot = Path(await venue.admin.snapshot(str(tmp_path / "empty.json")))
+    await _open_position_and_stop(client)
+    await venue.restart(from_snapshot=snapshot)  # back to the state before the trades
+    assert await _snapshot_view(client) == ([], [], [], "100000.00000000")
+    await _open_position_and_stop(client)
+    traded = Path(await venue.admin.snapshot(str(tmp_path / "traded.json")))
+    expected = await _snapshot_view(client)
+    async with (
+        running_emulator(symbols=["BTCUSDT", "ETHUSDT"], state_file=traded) as other,
+        VenueClient(other.http_url, other.api_key, other.api_secret) as other_client,
+    ):
+        assert await _snapshot_view(other_client) == expected
