@@ -409,6 +409,28 @@ class Exchange:
         self._finish(order, "CANCELED")
         return order
 
+    def modify_order(self, order: Order, side: str, quantity: Decimal, price: Decimal) -> Order:
+        """Amend a resting LIMIT order's price and quantity (x=AMENDMENT); it may then cross and fill."""
+        if not order.is_open:
+            raise errors.unknown_order_sent()
+        if order.type != "LIMIT":
+            raise errors.invalid_order_type()
+        if side != order.side:
+            raise errors.invalid_side()
+        if quantity <= order.executed_qty:
+            raise errors.qty_not_positive()
+        if quantity == order.orig_qty and price == order.price:
+            raise errors.no_need_to_modify()
+        spec = self.specs[order.symbol]
+        self._check_percent_price(spec, side, price)
+        order.orig_qty, order.price = quantity, price
+        order.update_time = self.now()
+        self._emit_order(order, Execution("AMENDMENT"))
+        last = self.prices.last(order.symbol)
+        if matching.limit_crosses(order.side, order.price, last):
+            self._fill(order, order.orig_qty - order.executed_qty, last, maker=False)
+        return order
+
     def cancel_all_orders(self, account: Account, symbol: str) -> int:
         orders = self.open_orders(account.name, symbol)
         for order in orders:

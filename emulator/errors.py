@@ -222,6 +222,10 @@ def notional_too_small(minimum: str) -> VenueError:
     )
 
 
+def no_need_to_modify() -> VenueError:
+    return VenueError(-5027, "No need to modify the order.")
+
+
 def post_only_rejected() -> VenueError:
     return VenueError(
         -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."

@@ -64,6 +64,23 @@ def cancel_order(ctx: RequestContext) -> object:
     return views.order(order, spec)
 
 
+def modify_order(ctx: RequestContext) -> object:
+    spec = ctx.symbol()
+    params = ctx.params
+    order = ctx.venue.engine.find_order(
+        ctx.account.name, spec.symbol, params.integer("orderId"), params.text("origClientOrderId")
+    )
+    if order is None:
+        raise errors.order_does_not_exist()
+    side = params.choice("side", commands.SIDES, required=True, invalid=errors.invalid_side)
+    quantity = params.decimal("quantity", required=True)
+    price = params.decimal("price", required=True)
+    assert side is not None and quantity is not None and price is not None
+    commands.check_quantity(quantity, spec, market=False)
+    commands.check_price(price, spec)
+    return views.order(ctx.venue.engine.modify_order(order, side, quantity, price), spec)
+
+
 def cancel_all_orders(ctx: RequestContext) -> object:
     spec = ctx.symbol()
     ctx.venue.engine.cancel_all_orders(ctx.account, spec.symbol)

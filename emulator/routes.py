@@ -57,6 +57,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/fapi/v1/order", SIGNED, trade.new_order, is_order=True),
     Endpoint("GET", "/fapi/v1/order", SIGNED, trade.query_order),
     Endpoint("DELETE", "/fapi/v1/order", SIGNED, trade.cancel_order),
+    Endpoint("PUT", "/fapi/v1/order", SIGNED, trade.modify_order),
     Endpoint("GET", "/fapi/v1/openOrder", SIGNED, trade.query_open_order),
     Endpoint("GET", "/fapi/v1/openOrders", SIGNED, trade.open_orders),
     Endpoint("GET", "/fapi/v1/allOrders", SIGNED, trade.all_orders),

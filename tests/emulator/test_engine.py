@@ -421,3 +421,25 @@ def test_attempts_are_counted_per_client_id() -> None:
         [1],
         -4116,
     )
+
+
+def test_modify_a_resting_limit() -> None:
+    venue = Venue()
+    order = venue.order(type="LIMIT", price="59000.0", quantity="0.010")
+    venue.engine.modify_order(order, "BUY", Decimal("0.020"), Decimal("59500.0"))
+    assert (order.orig_qty, order.price, order.status) == (Decimal("0.020"), Decimal("59500.0"), "NEW")
+    assert venue.sink.kinds()[-1] == "ORDER:AMENDMENT:NEW"
+    assert (
+        _error(lambda: venue.engine.modify_order(order, "BUY", Decimal("0.020"), Decimal("59500.0"))).code
+        == -5027
+    )
+    assert (
+        _error(lambda: venue.engine.modify_order(order, "SELL", Decimal("0.020"), Decimal("59400.0"))).code
+        == -1117
+    )
+    venue.engine.modify_order(order, "BUY", Decimal("0.020"), Decimal("60100.0"))  # now it crosses
+    assert (order.status, order.avg_price) == ("FILLED", Decimal("60000.0"))
+    assert (
+        _error(lambda: venue.engine.modify_order(order, "BUY", Decimal("0.030"), Decimal("60100.0"))).code
+        == -2011
+    )

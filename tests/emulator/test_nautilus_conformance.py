@@ -204,6 +204,17 @@ async def test_trading_node_against_the_emulator(venue: EmulatorProcess, running
     probe.cancel_order(stop)
     await until(lambda: stop.status == OrderStatus.CANCELED, "the stop canceled")
 
+    # A resting limit: accepted, amended (PUT /fapi/v1/order, x=AMENDMENT), canceled.
+    limit = probe.order_factory.limit(
+        BTC, OrderSide.BUY, instrument.make_qty(0.01), instrument.make_price(50000)
+    )
+    probe.submit_order(limit)
+    await until(lambda: limit.status == OrderStatus.ACCEPTED, "the limit accepted")
+    probe.modify_order(limit, price=instrument.make_price(50500))
+    await until(lambda: limit.price == instrument.make_price(50500), "the limit amended")
+    probe.cancel_order(limit)
+    await until(lambda: limit.status == OrderStatus.CANCELED, "the limit canceled")
+
     # A stop the venue triggers: the child order's id replaces the algo id, then the fill arrives.
     second = probe.order_factory.stop_market(
         BTC,
