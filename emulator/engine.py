@@ -520,9 +520,12 @@ class Exchange:
                 trade.time -= ms
 
     def set_wallet(self, account: Account, amount: Decimal, notify: bool) -> None:
+        """Set the wallet (admin): the difference is booked as a transfer, so income still explains it."""
         change = amount - account.wallet.get(QUOTE, ZERO)
         account.wallet[QUOTE] = amount
-        account.update_time = self.now()
+        account.update_time = now = self.now()
+        if change:
+            self._income(account.name, "", "TRANSFER", change, now=now, info="Admin transfer")
         if notify:
             self._emit_account(account, "DEPOSIT" if change >= 0 else "WITHDRAW", [], change)
 

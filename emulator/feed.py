@@ -28,7 +28,7 @@ MAX_LIVE_BARS = 7 * 24 * 60
 
 
 class MarketPublisher(Protocol):
-    def publish(self, stream: str, data: dict[str, object]) -> None: ...
+    def publish(self, stream: str, data: object) -> None: ...
 
     def wants(self, stream: str) -> bool: ...
 
@@ -340,7 +340,7 @@ class PriceFeed:
                     self.publisher.publish(stream, payload)
         for stream in ("!markPrice@arr", "!markPrice@arr@1s"):
             if self.publisher.wants(stream):
-                self.publisher.publish(stream, {"data": payloads})
+                self.publisher.publish(stream, payloads)
 
     # ------------------------------------------------------------------ snapshot
 

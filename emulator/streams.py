@@ -66,7 +66,7 @@ class StreamHub:
     def wants(self, stream: str) -> bool:
         return bool(self._subscribers.get(stream))
 
-    def publish(self, stream: str, data: dict[str, object]) -> None:
+    def publish(self, stream: str, data: object) -> None:
         subscribers = self._subscribers.get(stream)
         if not subscribers:
             return

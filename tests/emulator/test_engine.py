@@ -443,3 +443,11 @@ def test_modify_a_resting_limit() -> None:
         _error(lambda: venue.engine.modify_order(order, "BUY", Decimal("0.030"), Decimal("60100.0"))).code
         == -2011
     )
+
+
+def test_admin_wallet_changes_are_booked_as_transfers() -> None:
+    venue = Venue()
+    venue.engine.set_wallet(venue.account, Decimal(12_345), notify=True)
+    assert venue.wallet == Decimal(12_345)
+    assert sum(r.income for r in venue.engine.income_of("main")) == venue.wallet
+    assert venue.sink.kinds() == ["ACCOUNT:DEPOSIT"]

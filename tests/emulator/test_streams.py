@@ -118,3 +118,10 @@ async def test_dropped_frozen_and_refused_streams(
     async with http.ws_connect(url, timeout=WS_CLOSE) as ws:  # only one refusal was asked for
         await venue.admin.set_price("BTCUSDT", "60400.0")
         assert (await receive_json(ws))["data"]["p"] == "60400.00"
+
+
+async def test_all_mark_prices_stream(venue: EmulatorProcess, http: aiohttp.ClientSession) -> None:
+    async with http.ws_connect(f"{venue.ws_url}/stream?streams=!markPrice@arr@1s", timeout=WS_CLOSE) as ws:
+        frame = await receive_json(ws, timeout_s=3)
+        assert frame["stream"] == "!markPrice@arr@1s"
+        assert sorted(update["s"] for update in frame["data"]) == ["BTCUSDT", "ETHUSDT"]
