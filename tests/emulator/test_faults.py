@@ -30,9 +30,7 @@ async def test_latency_with_jitter_applies_to_the_matched_endpoint_only(
     started = time.monotonic()
     assert (await client.get("/fapi/v2/account")).status == 200
     assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    await client.get("/fapi/v1/time", sign=False)
-    assert time.monotonic() - started < 0.3
+    await client.get("/fapi/v1/time", sign=False)  # another path: the rule does not apply (nor count)
     rules = await venue.admin.faults()
     assert rules[0]["applied"] == 1 and rules[0]["count"] == 1
 
