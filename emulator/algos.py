@@ -55,12 +55,16 @@ class AlgoService:
         return sorted(found, key=lambda a: a.algo_id)
 
     def find(self, account: str, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder | None:
+        """By algoId, else by clientAlgoId (also when the algoId given is unknown, e.g. a child order's id)."""
+        if algo_id is None and client_algo_id is None:
+            raise errors.mandatory_missing("algoId")
         if algo_id is not None:
             algo = self.exchange.state.algos.get(algo_id)
-            return algo if algo and algo.account == account else None
+            if algo is not None and algo.account == account:
+                return algo
         if client_algo_id is not None:
             return self._client_ids.get((account, client_algo_id))
-        raise errors.mandatory_missing("algoId")
+        return None
 
     # ------------------------------------------------------------------ placement and cancels
 

@@ -451,3 +451,13 @@ def test_admin_wallet_changes_are_booked_as_transfers() -> None:
     assert venue.wallet == Decimal(12_345)
     assert sum(r.income for r in venue.engine.income_of("main")) == venue.wallet
     assert venue.sink.kinds() == ["ACCOUNT:DEPOSIT"]
+
+
+def test_algo_lookup_falls_back_to_the_client_id() -> None:
+    venue = Venue()
+    stop = venue.algo(clientAlgoId="sl-x", reduceOnly="false", side="BUY", triggerPrice="61000.0")
+    algos = venue.engine.algos
+    assert algos.find("main", stop.algo_id, None) is stop
+    assert algos.find("main", 1, "sl-x") is stop  # nautilus sends both; the id may be a child order's
+    assert algos.find("main", 1, None) is None
+    assert _error(lambda: algos.find("main", None, None)).code == -1102
