@@ -55,7 +55,7 @@ class AlgoService:
         return sorted(found, key=lambda a: a.algo_id)
 
     def find(self, account: str, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder | None:
-        """By algoId, else by clientAlgoId (also when the algoId given is unknown, e.g. a child order's id)."""
+        """By algoId, else by clientAlgoId (also when the algoId is unknown, e.g. a child order's id)."""
         if algo_id is None and client_algo_id is None:
             raise errors.mandatory_missing("algoId")
         if algo_id is not None:
