@@ -7,11 +7,13 @@ on (attempts per client order id, the request log). `emulator.admin.AdminClient`
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from emulator import commands, views
 from emulator.errors import VenueError
@@ -529,9 +531,12 @@ def register(app: web.Application, venue_key: web.AppKey[Venue]) -> None:
     app.middlewares.append(_admin_guard(venue_key))
 
 
-def _admin_guard(venue_key: web.AppKey[Venue]):  # type: ignore[no-untyped-def]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _admin_guard(venue_key: web.AppKey[Venue]) -> Middleware:
     @web.middleware
-    async def guard(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(PREFIX):
             return await handler(request)
         venue = request.app[venue_key]
