@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ban-after", type=int, default=3, help="429 answers in a window before a 418 ban")
     parser.add_argument("--ban-seconds", type=int, default=120, help="length of a 418 ban")
     parser.add_argument(
+        "--funding",
+        choices=("auto", "manual"),
+        default="auto",
+        help="auto: settle funding at 00/08/16 UTC; manual: only via the admin API",
+    )
+    parser.add_argument(
         "--algo-finish-delay-ms",
         type=int,
         default=50,
@@ -100,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         ),
         admin_allow_remote=args.admin_allow_remote,
         algo_finish_delay_ms=max(0, args.algo_finish_delay_ms),
+        auto_funding=args.funding == "auto",
     )
 
 

@@ -108,3 +108,4 @@ class EmulatorConfig:
     admin_allow_remote: bool = False
     listen_key_ttl_ms: int = LISTEN_KEY_TTL_MS
     algo_finish_delay_ms: int = 50
+    auto_funding: bool = True  # settle funding at 00:00, 08:00 and 16:00 UTC

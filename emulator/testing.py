@@ -6,7 +6,7 @@
         await venue.restart()             # same port, same state (the venue never forgets orders)
         await venue.restart(kill=True)    # SIGKILL instead of SIGTERM; state is snapshotted first
 
-Prices are in `manual` mode by default, so a test controls every move and runs are repeatable.
+Prices and funding are `manual` by default, so a test controls every move and runs are repeatable.
 """
 
 from __future__ import annotations
@@ -170,11 +170,12 @@ def build_args(
     seed: int,
     symbols: Sequence[str] | int | None,
     price_mode: str,
+    funding: str,
     tick_ms: int,
     accounts_file: Path | None,
     extra_args: Sequence[str],
 ) -> list[str]:
-    args = ["--seed", str(seed), "--price-mode", price_mode, "--tick-ms", str(tick_ms), "--log-level", "INFO"]
+    args = ["--seed", str(seed), "--price-mode", price_mode, "--funding", funding, "--tick-ms", str(tick_ms)]
     if symbols is not None:
         args += ["--symbols", str(symbols) if isinstance(symbols, int) else ",".join(symbols)]
     if accounts_file is not None:
@@ -209,6 +210,7 @@ async def running_emulator(
     symbols: Sequence[str] | int | None = None,
     accounts: Sequence[AccountSpec] | None = None,
     price_mode: str = "manual",
+    funding: str = "manual",
     tick_ms: int = 200,
     port: int = 0,
     extra_args: Sequence[str] = (),
@@ -229,6 +231,7 @@ async def running_emulator(
             seed=seed,
             symbols=symbols,
             price_mode=price_mode,
+            funding=funding,
             tick_ms=tick_ms,
             accounts_file=accounts_file,
             extra_args=extra_args,

@@ -187,7 +187,7 @@ class Venue:
         for symbol in self.feed.tick():
             self.engine.on_price(symbol)
         self.engine.expire_due()
-        if funding_boundary_crossed(previous, now):
+        if self.config.auto_funding and funding_boundary_crossed(previous, now):
             for symbol, feed in self.feed.symbols.items():
                 self.engine.apply_funding(symbol, feed.funding_rate)
         self._expire_listen_keys(now)
