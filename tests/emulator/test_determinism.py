@@ -35,7 +35,7 @@ def scrub(value: Any) -> Any:
     return value
 
 
-async def scenario(venue: EmulatorProcess) -> dict[str, Any]:
+async def scenario(venue: EmulatorProcess, now: int) -> dict[str, Any]:
     async with VenueClient(venue.http_url, venue.api_key, venue.api_secret) as client:
         await venue.admin.set_price("BTCUSDT", "60000.0")
         await venue.admin.set_price("ETHUSDT", "3000.00")
@@ -70,7 +70,6 @@ async def scenario(venue: EmulatorProcess) -> dict[str, Any]:
         await venue.admin.set_price("ETHUSDT", "3100.00")  # fills the limit
         await client.delete("/fapi/v1/order", {"symbol": "ETHUSDT", "orderId": str(limit.body["orderId"])})
         await venue.admin.funding("BTCUSDT")
-        now = time.time_ns() // 1_000_000
         window = {
             "symbol": "BTCUSDT",
             "interval": "1m",
@@ -81,13 +80,14 @@ async def scenario(venue: EmulatorProcess) -> dict[str, Any]:
     return {"state": await venue.admin.dump(), "history": history}
 
 
-async def run(seed: int) -> dict[str, Any]:
+async def run(seed: int, now: int) -> dict[str, Any]:
     async with running_emulator(seed=seed, symbols=["BTCUSDT", "ETHUSDT"]) as venue:
-        return await scenario(venue)
+        return await scenario(venue, now)
 
 
 async def test_same_seed_same_state_and_ids() -> None:
-    first, second, other = await asyncio.gather(run(5), run(5), run(6))
+    now = time.time_ns() // 1_000_000  # one history window for all three runs
+    first, second, other = await asyncio.gather(run(5, now), run(5, now), run(6, now))
     assert scrub(first["state"]) == scrub(second["state"])
     assert first["history"] == second["history"] and len(first["history"]) == 180
     venue_state = first["state"]["venue"]

@@ -269,12 +269,16 @@ async def test_income_explains_the_wallet(venue: EmulatorProcess, client: VenueC
 
 
 async def test_klines_follow_the_venue_semantics(venue: EmulatorProcess, client: VenueClient) -> None:
-    now = _now()
-    minute = now - now % 60_000
+    before = _now()
     rows = (
         await client.get("/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "1m", "limit": "5"}, sign=False)
     ).body
-    assert [r[0] for r in rows] == [minute - i * 60_000 for i in (4, 3, 2, 1, 0)]
+    after = _now()
+    newest = rows[-1][0]
+    assert before - before % 60_000 <= newest <= after - after % 60_000  # the forming kline is the last
+    assert [r[0] for r in rows] == [newest - i * 60_000 for i in (4, 3, 2, 1, 0)]
+    now = _now()
+    minute = now - now % 60_000
     window = {"symbol": "BTCUSDT", "interval": "1m", "startTime": str(now - 3_600_000), "endTime": str(now)}
     hour = (await client.get("/fapi/v1/klines", window, sign=False)).body
     assert len(hour) == 60 and hour[-1][0] == minute
