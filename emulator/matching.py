@@ -1,0 +1,56 @@
+"""Matching rules as pure functions of prices.
+
+The book is one level deep with no spread: every order trades against unlimited liquidity at the last price.
+- MARKET fills at the last price (taker).
+- LIMIT crosses when a buy's limit is at or above the last price (a sell's at or below): it fills at the
+  last price as taker; otherwise it rests and fills at its own limit (maker) once the last price reaches it.
+- Conditional orders trigger on the last price (CONTRACT_PRICE) or the mark price (MARK_PRICE):
+  STOP / STOP_MARKET buy at or above the trigger, sell at or below; TAKE_PROFIT(_MARKET) the other way.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+STOP_TYPES = frozenset({"STOP", "STOP_MARKET"})
+TAKE_PROFIT_TYPES = frozenset({"TAKE_PROFIT", "TAKE_PROFIT_MARKET"})
+CONDITIONAL_TYPES = STOP_TYPES | TAKE_PROFIT_TYPES | {"TRAILING_STOP_MARKET"}
+MARKET_CHILD_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"})
+
+
+def limit_crosses(side: str, limit_price: Decimal, last: Decimal) -> bool:
+    """Would a new LIMIT order take liquidity at once?"""
+    return limit_price >= last if side == "BUY" else limit_price <= last
+
+
+def resting_limit_fills(side: str, limit_price: Decimal, last: Decimal) -> bool:
+    """Has the last price reached a resting LIMIT order?"""
+    return last <= limit_price if side == "BUY" else last >= limit_price
+
+
+def is_triggered(order_type: str, side: str, trigger_price: Decimal, reference: Decimal) -> bool:
+    """Has `reference` (last or mark price) reached the trigger of a conditional order?"""
+    if order_type in STOP_TYPES:
+        return reference >= trigger_price if side == "BUY" else reference <= trigger_price
+    if order_type in TAKE_PROFIT_TYPES:
+        return reference <= trigger_price if side == "BUY" else reference >= trigger_price
+    raise ValueError(f"not a stop or take-profit type: {order_type}")
+
+
+def trailing_trigger(side: str, extreme: Decimal, callback_rate_pct: Decimal) -> Decimal:
+    """Trigger of a trailing stop from the best price since activation (high for sells, low for buys)."""
+    rate = callback_rate_pct / 100
+    return extreme * (1 - rate) if side == "SELL" else extreme * (1 + rate)
+
+
+def trailing_activated(side: str, activation_price: Decimal, reference: Decimal) -> bool:
+    return reference >= activation_price if side == "SELL" else reference <= activation_price
+
+
+def update_extreme(side: str, extreme: Decimal, reference: Decimal) -> Decimal:
+    return max(extreme, reference) if side == "SELL" else min(extreme, reference)
+
+
+def trailing_fires(side: str, extreme: Decimal, callback_rate_pct: Decimal, reference: Decimal) -> bool:
+    trigger = trailing_trigger(side, extreme, callback_rate_pct)
+    return reference <= trigger if side == "SELL" else reference >= trigger
