@@ -35,7 +35,7 @@ from emulator.symbols import make_brackets
         ("-1", "100", "BUY", "2", "80", "1", "80", "20"),
     ],
 )
-def test_apply_fill(  # noqa: PLR0917 - one argument per table column
+def test_apply_fill(
     amount: str, entry: str, side: str, qty: str, price: str, new_amount: str, new_entry: str, realized: str
 ) -> None:
     effect = accounting.apply_fill(Decimal(amount), Decimal(entry), side, Decimal(qty), Decimal(price))
