@@ -284,8 +284,8 @@ async def test_klines_follow_the_venue_semantics(venue: EmulatorProcess, client:
     assert len(hour) == 60 and hour[-1][0] == minute
     again = (await client.get("/fapi/v1/klines", window, sign=False)).body
     assert again[:-1] == hour[:-1]  # history does not change between calls
-    after = {**window, "startTime": str(minute + 1)}
-    assert (await client.get("/fapi/v1/klines", after, sign=False)).body == []
+    later = {**window, "startTime": str(minute + 1)}
+    assert (await client.get("/fapi/v1/klines", later, sign=False)).body == []
     assert (
         await client.get("/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "9m"}, sign=False)
     ).code == -1120

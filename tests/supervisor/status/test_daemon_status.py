@@ -56,7 +56,9 @@ async def test_crash_recovery_is_visible_on_mqtt_and_metrics(
     async with watching(f"{prefix}/#") as watcher:
         await under_test.start()
         ready = await watcher.wait_for(
-            lambda m: m.topic == f"{prefix}/nodes/a/state" and m.payload and m.json()["state"] == "ready"
+            lambda m: (
+                m.topic == f"{prefix}/nodes/a/state" and bool(m.payload) and m.json()["state"] == "ready"
+            )
         )
         pid = ready.json()["pid"]
         supervisor_state = await watcher.wait_for(
