@@ -32,8 +32,10 @@ test-fast: venv
 demo: venv services
 	$(PY) -m supervisor.demo
 
+# Benchmarks print their figures (they assert nothing about time).
 bench: venv services
 	$(PY) bench/detect_restart.py
+	$(PY) bench/emulator.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
