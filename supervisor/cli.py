@@ -21,7 +21,13 @@ EXIT_CONFIG = 78
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["emulator"]:
+        # Every argument after `emulator` is the emulator's own (argparse cannot pass options through).
+        from emulator.__main__ import main as emulator_main
+
+        return int(emulator_main(given[1:]))
+    args = _parser().parse_args(given)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -77,9 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     _daemon_args(reload)
     reload.set_defaults(func=_cmd_reload)
 
-    emulator = sub.add_parser("emulator", help="run the Binance USD-M futures emulator", add_help=False)
-    emulator.add_argument("rest", nargs=argparse.REMAINDER)
-    emulator.set_defaults(func=_cmd_emulator)
+    # Dispatched in main() before parsing; listed here for --help.
+    sub.add_parser("emulator", help="run the Binance USD-M futures emulator (`fleet emulator --help`)")
     return parser
 
 
@@ -110,11 +115,17 @@ def _config_path(given: Path | None) -> Path:
     return DEFAULT_CONFIGS[0]
 
 
-def _load(path: Path) -> Any:
-    """The validated fleet, or the precise error on stderr (the caller exits 2)."""
-    from supervisor.config import ConfigError, load_fleet
+def _load(path: Path, *, host_checks: bool = True) -> Any:
+    """The validated fleet, or the precise error on stderr (the caller decides the exit code).
+
+    Without host checks, secrets need not be set here: commands that only need the socket path work in a
+    shell that does not hold the fleet's credentials.
+    """
+    from supervisor.config import ConfigError, load_fleet, parse_fleet
 
     try:
+        if not host_checks:
+            return parse_fleet(path.read_text(), str(path), base_dir=path.resolve().parent)
         return load_fleet(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -179,7 +190,7 @@ def _socket_path(args: argparse.Namespace) -> Path | None:
     env = os.environ.get("FLEET_SOCKET")
     if env:
         return Path(env)
-    spec = _load(_config_path(args.config))
+    spec = _load(_config_path(args.config), host_checks=False)
     if spec is None:
         return None
     from supervisor.config import resolve_paths
@@ -232,7 +243,7 @@ def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
         if exit_info:
             code = exit_info.get("code")
             sig = exit_info.get("signal")
-            what = f"signal {sig}" if sig is not None else f"code {code}"
+            what = _signal_name(sig) if sig is not None else f"code {code}"
             last_exit = f"{exit_info['reason']} ({what}) {_ago(now - exit_info['at'])} ago"
         else:
             last_exit = "-"
@@ -260,6 +271,15 @@ def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
                 f"{node['name']}: quarantined: {node['quarantine_reason']} (fleet reset {node['name']})"
             )
     return "\n".join(lines)
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _ago(seconds: float) -> str:
@@ -302,12 +322,6 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_NO_DAEMON
     return 0
-
-
-def _cmd_emulator(args: argparse.Namespace) -> int:
-    from emulator.__main__ import main as emulator_main
-
-    return int(emulator_main(args.rest))
 
 
 if __name__ == "__main__":

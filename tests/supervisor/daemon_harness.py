@@ -75,7 +75,7 @@ class DaemonUnderTest:
         self.systemd_messages.append(fields)
         self._systemd_changed.set()
 
-    async def start(self, *, wait_ready: bool = True) -> None:
+    async def start(self, *, wait_ready: bool = True, watchdog_usec: int | None = None) -> None:
         self._endpoint.open()
         env = {
             **os.environ,
@@ -83,6 +83,8 @@ class DaemonUnderTest:
             "NOTIFY_SOCKET": str(self._endpoint.path),
             "FLEET_LOG_LEVEL": "INFO",
         }
+        if watchdog_usec is not None:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -57,6 +57,16 @@ async def test_sigterm_stops_every_node_and_exits_0(daemon: DaemonUnderTest) -> 
     assert not (daemon.base / "run" / "control.sock").exists()
 
 
+async def test_daemon_pings_the_systemd_watchdog(daemon: DaemonUnderTest) -> None:
+    await daemon.start(watchdog_usec=200_000)
+    # Pings every half timeout from the daemon's loop: several within a second.
+    await daemon.wait_systemd(lambda m: m.get("WATCHDOG") == "1")
+    first = len(daemon.systemd_messages)
+    await daemon.wait_systemd(
+        lambda m: sum(1 for x in daemon.systemd_messages[first:] if x.get("WATCHDOG") == "1") >= 3, timeout=2
+    )
+
+
 async def test_second_sigint_kills_at_once(short_dir: Path) -> None:
     config = short_dir / "fleet.yaml"
     slow_stop = node_yaml("stubborn", "--ignore-sigterm", extra="stop: {grace: 30s}\n")

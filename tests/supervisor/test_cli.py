@@ -1,0 +1,119 @@
+"""The `fleet` command as a user runs it (real subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from supervisor.cli import render_status
+from tests.supervisor.conftest import REPO
+
+LIGHT_MODULES = (
+    "supervisor.cli",
+    "supervisor.daemon",
+    "supervisor.status.mqtt",
+    "supervisor.status.metrics",
+    "supervisor.status.metrics_server",
+    "supervisor.control_client",
+)
+
+
+def _fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def test_daemon_and_cli_do_not_import_nautilus_or_ccxt() -> None:
+    code = (
+        f"import importlib, sys\nfor m in {LIGHT_MODULES!r}: importlib.import_module(m)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'nautilus_trader', 'ccxt', 'recovery'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_check_prints_the_resolved_fleet_without_secrets() -> None:
+    secret = "s3cr3t-value-that-must-not-show"
+    result = _fleet("check", "fleet.yaml", env={"EMULATOR_API_KEY": "k", "EMULATOR_API_SECRET": secret})
+    assert result.returncode == 0, result.stderr
+    assert "fleet.yaml: OK" in result.stdout
+    assert "*** (env EMULATOR_API_SECRET)" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_run_with_an_invalid_file_exits_78_with_the_position(tmp_path: Path) -> None:
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text(
+        "fleet: x\nnodes:\n  - name: a\n    trader_id: T-1\n    command: [x]\n    stop: {grace: fast}\n"
+    )
+    result = _fleet("run", "--config", str(bad))
+    assert result.returncode == 78
+    assert f'{bad}:6:19 nodes[0].stop.grace: expected a duration like "30s", got "fast"' in result.stderr
+
+
+def test_emulator_subcommand_passes_its_arguments_through() -> None:
+    result = _fleet("emulator", "--help")
+    assert result.returncode == 0
+    assert "--seed" in result.stdout
+
+
+def test_status_table() -> None:
+    nodes = [
+        {
+            "name": "alpha",
+            "state": "ready",
+            "pid": 10,
+            "started_at": 940.0,
+            "restarts": 1,
+            "last_exit": {"reason": "signal", "code": None, "signal": 9, "at": 930.0},
+            "last_recovery_ms": 412.6,
+        },
+        {
+            "name": "beta",
+            "state": "quarantined",
+            "pid": None,
+            "started_at": None,
+            "restarts": 5,
+            "last_exit": {"reason": "exit", "code": 3, "signal": None, "at": 990.0},
+            "last_recovery_ms": None,
+            "quarantine_reason": "crash loop: 5 starts within 60s",
+        },
+    ]
+    table = render_status(nodes, now=1000.0).splitlines()
+    assert table[0].split() == [
+        "NODE",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST",
+        "EXIT",
+        "LAST",
+        "RECOVERY",
+    ]
+    assert table[1].split() == [
+        "alpha",
+        "ready",
+        "10",
+        "1m00s",
+        "1",
+        "signal",
+        "(SIGKILL)",
+        "1m10s",
+        "ago",
+        "413",
+        "ms",
+    ]
+    assert table[2].split()[:5] == ["beta", "quarantined", "-", "-", "5"]
+    assert table[3] == "beta: quarantined: crash loop: 5 starts within 60s (fleet reset beta)"
