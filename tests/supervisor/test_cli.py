@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from supervisor.cli import render_status
 from tests.supervisor.conftest import REPO
@@ -69,7 +70,7 @@ def test_emulator_subcommand_passes_its_arguments_through() -> None:
 
 
 def test_status_table() -> None:
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {
             "name": "alpha",
             "state": "ready",
