@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from supervisor.cli import render_status
-from tests.supervisor.conftest import REPO
+from tests.supervisor.conftest import REPO, run_fleet
 
 LIGHT_MODULES = (
     "supervisor.cli",
@@ -19,18 +18,6 @@ LIGHT_MODULES = (
     "supervisor.status.metrics_server",
     "supervisor.control_client",
 )
-
-
-def _fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
 
 
 def test_daemon_and_cli_do_not_import_nautilus_or_ccxt() -> None:
@@ -46,7 +33,7 @@ def test_daemon_and_cli_do_not_import_nautilus_or_ccxt() -> None:
 
 def test_check_prints_the_resolved_fleet_without_secrets() -> None:
     secret = "s3cr3t-value-that-must-not-show"
-    result = _fleet("check", "fleet.yaml", env={"EMULATOR_API_KEY": "k", "EMULATOR_API_SECRET": secret})
+    result = run_fleet("check", "fleet.yaml", env={"EMULATOR_API_KEY": "k", "EMULATOR_API_SECRET": secret})
     assert result.returncode == 0, result.stderr
     assert "fleet.yaml: OK" in result.stdout
     assert "*** (env EMULATOR_API_SECRET)" in result.stdout
@@ -58,13 +45,13 @@ def test_run_with_an_invalid_file_exits_78_with_the_position(tmp_path: Path) -> 
     bad.write_text(
         "fleet: x\nnodes:\n  - name: a\n    trader_id: T-1\n    command: [x]\n    stop: {grace: fast}\n"
     )
-    result = _fleet("run", "--config", str(bad))
+    result = run_fleet("run", "--config", str(bad))
     assert result.returncode == 78
     assert f'{bad}:6:19 nodes[0].stop.grace: expected a duration like "30s", got "fast"' in result.stderr
 
 
 def test_emulator_subcommand_passes_its_arguments_through() -> None:
-    result = _fleet("emulator", "--help")
+    result = run_fleet("emulator", "--help")
     assert result.returncode == 0
     assert "--seed" in result.stdout
 

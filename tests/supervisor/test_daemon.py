@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from supervisor import pidfile
 from supervisor.child import process_start_time
-from tests.supervisor.conftest import REPO
+from tests.supervisor.conftest import run_fleet
 from tests.supervisor.daemon_harness import DaemonUnderTest, fleet_yaml, node_yaml, write_atomically
 
 pytestmark = pytest.mark.slow
@@ -100,21 +98,10 @@ async def test_control_commands(daemon: DaemonUnderTest) -> None:
     assert unknown["ok"] is False and "no node named 'nope'" in unknown["error"]
 
 
-def _fleet(*args: str, base: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=30,
-        check=False,
-    )
-
-
 async def test_cli_status_and_logs(daemon: DaemonUnderTest) -> None:
     await daemon.start()
     await daemon.wait_nodes(_all_ready)
-    status = _fleet("status", "--config", str(daemon.config), base=daemon.base)
+    status = run_fleet("status", "--config", str(daemon.config))
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0].split() == [
@@ -130,12 +117,12 @@ async def test_cli_status_and_logs(daemon: DaemonUnderTest) -> None:
     ]
     assert lines[1].split()[:2] == ["a", "ready"]
     assert lines[-1] == "2 nodes: 2 ready"
-    logs = _fleet("logs", "a", "--socket", str(daemon.base / "run" / "control.sock"), base=daemon.base)
+    logs = run_fleet("logs", "a", "--socket", str(daemon.base / "run" / "control.sock"))
     assert "test node ready" in logs.stdout
 
 
 def test_cli_without_daemon_says_so(short_dir: Path) -> None:
-    result = _fleet("status", "--socket", str(short_dir / "nothing.sock"), base=short_dir)
+    result = run_fleet("status", "--socket", str(short_dir / "nothing.sock"))
     assert result.returncode == 3
     assert "no fleet daemon is listening" in result.stderr
 
