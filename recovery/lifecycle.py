@@ -469,8 +469,12 @@ class NodeLifecycle:
         self._snapshot = snapshot
         self._last_venue_positions = snapshot.positions
 
-    def reconciliation_failed(self, error: BaseException) -> None:
+    def reconciliation_failed(
+        self, error: BaseException, venue_positions: list[VenuePosition] | None
+    ) -> None:
         self._fetch_error = error
+        if venue_positions is not None:
+            self._last_venue_positions = venue_positions
 
     def resync_failed(self, error: BaseException) -> None:
         self._runtime_failed(f"re-sync with the venue after a user stream reconnect failed: {error}")

@@ -49,6 +49,9 @@ class Fetcher:
         self._limiter = limiter
         self._timeout = request_timeout
         self.requests = 0
+        # The last successful account-wide positionRisk answer: a failed reconciliation still knows the
+        # venue's positions for its report when this call succeeded.
+        self.last_position_risk: list[Any] | None = None
 
     async def call(self, what: str, weight: int, request: Callable[[], Awaitable[T]]) -> T:
         """One request: a limiter slot, our own timeout (the Binance HTTP client has none), errors wrapped."""
@@ -70,6 +73,8 @@ class Fetcher:
             WEIGHTS["positionRisk"],
             lambda: self._account.query_futures_position_risk(symbol),
         )
+        if symbol is None:
+            self.last_position_risk = rows
         return rows
 
     async def open_orders(self, symbol: str | None = None) -> list[Any]:

@@ -31,6 +31,8 @@ class HubProbeConfig(StrategyConfig, frozen=True):
     # Fail recovery from on_start with this reason (fatal when fail_fatal).
     fail_reason: str | None = None
     fail_fatal: bool = False
+    # Submit a market order with this id from on_start, while the node is still HALTED (must be denied).
+    submit_during_recovery: str | None = None
 
 
 class HubProbe(Strategy):  # type: ignore[misc]  # nautilus' Cython classes are untyped
@@ -49,6 +51,16 @@ class HubProbe(Strategy):  # type: ignore[misc]  # nautilus' Cython classes are 
             self.log.error("no recovery hub: refusing to trade")
             return
         self.hub.attach(sid)
+        if self.config.submit_during_recovery:
+            instrument = self.cache.instrument(self.instrument_id)
+            self.submit_order(
+                self.order_factory.market(
+                    self.instrument_id,
+                    OrderSide.BUY,
+                    instrument.make_qty(Decimal(self.config.entry_qty)),
+                    client_order_id=ClientOrderId(self.config.submit_during_recovery),
+                )
+            )
         if self.config.fail_reason:
             self.hub.strategy_failed(
                 sid, self.config.fail_reason, {"probe": True}, fatal=self.config.fail_fatal
@@ -64,6 +76,9 @@ class HubProbe(Strategy):  # type: ignore[misc]  # nautilus' Cython classes are 
         self.msgbus.subscribe(topic="events.risk", handler=self._on_risk)
         if self.config.report_ready:
             self.hub.strategy_ready(sid)
+
+    def on_save(self) -> dict[str, bytes]:
+        return {"probe": b"saved-on-clean-stop"}
 
     def _on_risk(self, event: TradingStateChanged) -> None:
         if event.state == TradingState.ACTIVE:
