@@ -82,3 +82,24 @@ async def test_connect_that_hangs_times_out(
     failed = node.detail("recovery_failed")
     assert failed["step"] == "connect" and failed["stage"] == "connecting"
     assert failed["data_connected"] is False and failed["exec_connected"] is False
+
+
+async def test_post_check_refuses_a_reconciliation_nautilus_calls_a_success(
+    venue: EmulatorProcess, nodes: NodeLauncher, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """With nautilus' stock client a plain restart duplicates the fills and leaves the strategy's long plus an
+    invented EXTERNAL short; nautilus logs "Reconciliation for BINANCE succeeded". The node's own check
+    compares the cached net with the venue, refuses to start the trader and reports the exact diff."""
+    spec, first = await open_position_with_stop(nodes, venue, redis_client, trader_id)
+    await first.kill()
+    node = await nodes.start(spec, "--exec-client", "stock")
+    assert await node.wait_exit() == 1
+    assert not node.ready
+    assert node.phases() == ["cache_loaded", "reconcile_failed"]
+    failed = node.detail("reconcile_failed")
+    assert failed["mismatches"] == [{"instrument": BTC, "cached_qty": "0", "venue_qty": "0.01"}]
+    [discrepancy] = failed["discrepancies"]
+    assert discrepancy["resolved"] is False and discrepancy["resolution"] == "diverged_in_reconciliation"
+    log = node.log_path.read_text(errors="replace")
+    assert "Reconciliation for BINANCE succeeded" in log  # what nautilus believed
+    assert f"{BTC}: cached 0, venue 0.01" in log  # what the node says instead

@@ -96,7 +96,7 @@ def run(**kw: object) -> list[dict[str, object]]:
         # Matched at load, wrong after (the stock client's duplicated fills): reported, unresolved.
         (
             {"before": {BTC: Decimal(1)}, "venue": {BTC: Decimal(1)}, "after": {}},
-            [("missing_in_cache", "1", "1", False, "unresolved")],
+            [("missing_in_cache", "0", "1", False, "diverged_in_reconciliation")],
         ),
     ],
 )
