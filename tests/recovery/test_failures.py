@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from emulator.testing import EmulatorProcess
-from tests.recovery.conftest import BTC, NodeLauncher, NodeProcess
+from tests.recovery.conftest import BTC, NodeLauncher, NodeProcess, node_spec, probe_strategy
 from tests.recovery.scenarios import open_position_with_stop, redis_dump
 from tests.recovery.test_restart import CLIENTS
 
@@ -58,12 +58,16 @@ async def test_reconciliation_that_hangs_times_out(
     before = await cached_state_keys(redis_client, trader_id)
     await venue.admin.hang("/fapi/v1/allOrders", hang_ms=120_000, count=None)
 
-    node = await nodes.start(spec, "--reconcile-timeout", "3")
+    # Our reconcile bound (5 s) ends after the supervisor's ready deadline (6 s from spawn, ~2 s of which
+    # are spent importing): the node extends it first, so that its own timeout fires and reports.
+    spec["node"]["ready_timeout"] = "6s"
+    node = await nodes.start(spec, "--reconcile-timeout", "5")
     assert await node.wait_exit() == 1
     assert not node.ready
+    assert any("EXTEND_TIMEOUT_USEC" in m for m in node.messages)
     failed = node.detail("recovery_failed")
     assert failed["stage"] == "reconciling"
-    assert "allOrders BTCUSDT" in failed["reason"] and "no answer within 1.5s" in failed["reason"]
+    assert "allOrders BTCUSDT" in failed["reason"] and "no answer within 2.5s" in failed["reason"]
     assert failed["diff"] == [{"instrument": BTC, "cached_qty": "0.010", "venue_qty": "0.010"}]
     assert await cached_state_keys(redis_client, trader_id) == before
 
@@ -73,8 +77,6 @@ async def test_connect_that_hangs_times_out(
 ) -> None:
     """exchangeInfo never answers: nautilus would spin until its own connect timeout and then report RUNNING
     with strategies that never start; ours stops at its own bound and says which client is not connected."""
-    from tests.recovery.conftest import node_spec, probe_strategy
-
     await venue.admin.hang("/fapi/v1/exchangeInfo", hang_ms=120_000, count=None)
     node = await nodes.start(node_spec(venue, trader_id, [probe_strategy()]), "--connect-timeout", "2")
     assert await node.wait_exit() == 1
@@ -103,3 +105,14 @@ async def test_post_check_refuses_a_reconciliation_nautilus_calls_a_success(
     log = node.log_path.read_text(errors="replace")
     assert "Reconciliation for BINANCE succeeded" in log  # what nautilus believed
     assert f"{BTC}: cached 0, venue 0.01" in log  # what the node says instead
+
+
+async def test_redis_down_fails_the_start_without_touching_nautilus(
+    venue: EmulatorProcess, nodes: NodeLauncher, trader_id: str
+) -> None:
+    spec = node_spec(venue, trader_id, [probe_strategy()], redis_url="redis://127.0.0.1:1/0")
+    node = await nodes.start(spec)
+    assert await node.wait_exit() == 1  # not fatal: Redis may come back, the supervisor retries
+    failed = node.detail("recovery_failed")
+    assert "did not answer" in failed["reason"] and failed["stage"] == "loading"
+    assert "cache_loaded" not in node.phases()

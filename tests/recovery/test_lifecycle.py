@@ -135,3 +135,41 @@ async def test_watchdog_pings_come_from_the_node_loop(
         "three more pings", lambda: sum(m.get("WATCHDOG") == "1" for m in node.messages) >= start + 3
     )
     assert await node.terminate() == 0
+
+
+async def test_a_failed_resync_after_a_user_stream_reconnect_stops_the_node(
+    venue: EmulatorProcess, nodes: NodeLauncher, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """The stock client swallows a failed re-sync after a listen key expires; ours retries, then halts
+    trading and stops the node non-zero, so the supervisor restarts it into a full recovery."""
+    _, node = await open_position_with_stop(nodes, venue, redis_client, trader_id)
+    since = max((int(e["seq"]) for e in await venue.admin.requests()), default=0)
+    await venue.admin.expire_listen_key()
+
+    async def resynced() -> bool:
+        return any(e["path"] == "/fapi/v1/userTrades" for e in await venue.admin.requests(since=since))
+
+    await until("a re-sync after the reconnect", resynced)
+    assert node.process.returncode is None  # a good re-sync changes nothing
+    await venue.admin.http_error("/fapi/v1/userTrades", 503, count=None)
+    await venue.admin.expire_listen_key()
+    assert await node.wait_exit() == 1
+    statuses = [m["STATUS"] for m in node.messages if "STATUS" in m]
+    assert "re-sync with the venue after a user stream reconnect failed" in statuses[-1]
+
+
+@pytest.mark.parametrize("problem", ["missing secret", "two venues"])
+async def test_a_spec_the_node_cannot_run_is_fatal(
+    problem: str, venue: EmulatorProcess, nodes: NodeLauncher, trader_id: str
+) -> None:
+    spec = node_spec(venue, trader_id, [probe_strategy()])
+    if problem == "missing secret":
+        spec["venues"]["emu"]["api_secret"] = {"env": "RN_TEST_UNSET_SECRET"}
+        expected = "RN_TEST_UNSET_SECRET is not set"
+    else:
+        spec["node"]["venues"] = ["emu", "emu2"]
+        spec["venues"]["emu2"] = spec["venues"]["emu"]
+        expected = "a strategy node trades exactly one"
+    node = await nodes.start(spec)
+    assert await node.wait_exit() == 78
+    assert node.fatal is not None and expected in node.fatal["X_FATAL"]

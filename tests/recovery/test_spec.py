@@ -118,3 +118,22 @@ def test_bad_timeout_values() -> None:
 )
 def test_strategy_instruments(strategy: StrategySpec, expected: list[str]) -> None:
     assert strategy_instruments(strategy) == expected
+
+
+def test_standalone_from_fleet_yaml(tmp_path: Path) -> None:
+    from recovery.spec import load_from_fleet
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "fleet: f\n"
+        "venues:\n  v: {api_key: {env: K}, api_secret: {env: S}}\n"
+        "nodes:\n"
+        "  - {name: n1, trader_id: T-001, venues: [v], strategies: [{path: 'm:S'}]}\n"
+        "  - {name: n2, trader_id: T-002, command: [x]}\n"
+    )
+    run = load_from_fleet(path, "n1", {"K": "k", "S": "s"})
+    assert (run.fleet, run.trader_id, run.venue_name) == ("f", "T-001", "v")
+    with pytest.raises(SpecError, match="no node named 'n3'"):
+        load_from_fleet(path, "n3", {"K": "k", "S": "s"})
+    with pytest.raises(SpecError, match="no strategies"):
+        load_from_fleet(path, "n2", {"K": "k", "S": "s"})
