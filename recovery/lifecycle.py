@@ -292,6 +292,7 @@ class NodeLifecycle:
                     observer=self,
                     scope=sorted(self._instruments),
                     request_timeout=max(1.0, min(10.0, timeouts.reconcile * 0.5)),
+                    max_rate_limit_wait=timeouts.reconcile * 0.6,
                 ),
             )
         node.build()

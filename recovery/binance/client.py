@@ -59,11 +59,15 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
         observer: ReconciliationObserver | None = None,
         scope: Iterable[str] = (),
         request_timeout: float = 10.0,
+        max_rate_limit_wait: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._fetcher = Fetcher(
-            account=self._futures_http_account, limiter=limiter, request_timeout=request_timeout
+            account=self._futures_http_account,
+            limiter=limiter,
+            request_timeout=request_timeout,
+            max_rate_limit_wait=max_rate_limit_wait,
         )
         self._observer = observer
         # Venue symbols this node trades; empty: every symbol of the account (the stock behaviour).

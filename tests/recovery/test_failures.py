@@ -116,3 +116,22 @@ async def test_redis_down_fails_the_start_without_touching_nautilus(
     failed = node.detail("recovery_failed")
     assert "did not answer" in failed["reason"] and failed["stage"] == "loading"
     assert "cache_loaded" not in node.phases()
+
+
+async def test_a_ban_fails_recovery_at_once(
+    venue: EmulatorProcess, nodes: NodeLauncher, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """418 (banned) during reconciliation: no retry (that would extend the ban), recovery fails naming it.
+    (A 429 is waited out until the venue's next one-minute window, within the reconcile bound: see
+    test_fetch.py for that rule.)"""
+    spec, first = await open_position_with_stop(nodes, venue, redis_client, trader_id)
+    await first.kill()
+    since = max((int(e["seq"]) for e in await venue.admin.requests()), default=0)
+    await venue.admin.rate_limit("/fapi/v1/userTrades", status=418, retry_after_s=1, count=1)
+
+    node = await nodes.start(spec)
+    assert await node.wait_exit() == 1
+    assert not node.ready
+    statuses = [e["status"] for e in await venue.admin.requests(since=since, path="/fapi/v1/userTrades")]
+    assert statuses == [418]
+    assert "banned the client (HTTP 418)" in node.detail("recovery_failed")["reason"]

@@ -64,3 +64,17 @@ async def test_bad_settings() -> None:
 async def _one(limiter: LocalRequestLimiter, weight: int) -> None:
     async with limiter.slot(weight):
         pass
+
+
+async def test_pause_holds_new_requests_until_the_venue_allows_them() -> None:
+    clock = FakeClock()
+    limiter = LocalRequestLimiter(clock=clock)
+    limiter.pause(20.5)
+    waiting = asyncio.create_task(_one(limiter, 5))
+    await asyncio.sleep(0)
+    clock.advance(20.0)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    clock.advance(0.6)
+    await asyncio.wait_for(waiting, 1)
+    assert limiter.waited_s == pytest.approx(20.5)
