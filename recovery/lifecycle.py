@@ -701,28 +701,29 @@ class NodeLifecycle:
     # ---- while trading -------------------------------------------------------------------------------------
 
     async def _serve(self) -> bool:
-        """Until a stop request (True: clean) or a failure while trading (False)."""
+        """Until a stop request (True: clean) or a failure while trading (False; a strategy's fatal failure
+        raises SpecError: X_FATAL and exit 78)."""
         assert self.hub is not None
         loop = asyncio.get_running_loop()
-        waiters = {
-            loop.create_task(self._stop_requested.wait(), name="node.serve[stop]"): "stop",
-            loop.create_task(self._runtime_failure.wait(), name="node.serve[failure]"): "failure",
-            loop.create_task(self.hub.wait_failure(), name="node.serve[strategy]"): "strategy",
-        }
+        stop = loop.create_task(self._stop_requested.wait(), name="node.serve[stop]")
+        failure = loop.create_task(self._runtime_failure.wait(), name="node.serve[failure]")
+        strategy = loop.create_task(self.hub.wait_failure(), name="node.serve[strategy]")
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([stop, failure, strategy], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in waiters:
+            for task in (stop, failure, strategy):
                 task.cancel()
-        what = {waiters[t] for t in done}
-        if "stop" in what:
+        if stop in done:
             return True
-        if "strategy" in what:
-            failure = self.hub.outcome if self.hub.outcome and not self.hub.outcome.ready else None
-            reason = failure.reason if failure else self._runtime_reason
-            self._runtime_reason = self._runtime_reason or f"a strategy failed while trading: {reason}"
+        if strategy in done:
+            outcome = strategy.result()
+            self._runtime_reason = f"strategy {outcome.strategy_id} failed while trading: {outcome.reason}"
+            if outcome.fatal:
+                raise SpecError(
+                    self._runtime_reason, {"strategy": outcome.strategy_id, **dict(outcome.detail)}
+                )
         log.error("stopping: %s", self._runtime_reason)
-        self.phases.status(f"failed while trading: {self._runtime_reason}")
+        self.phases.status(f"failed while trading: {self._runtime_reason}"[:200])
         return False
 
     def _runtime_failed(self, reason: str) -> None:

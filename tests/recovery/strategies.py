@@ -31,6 +31,8 @@ class HubProbeConfig(StrategyConfig, frozen=True):
     # Fail recovery from on_start with this reason (fatal when fail_fatal).
     fail_reason: str | None = None
     fail_fatal: bool = False
+    # Report a failure to the hub once trading (after READY).
+    fail_when_active: str | None = None
     # Submit a market order with this id from on_start, while the node is still HALTED (must be denied).
     submit_during_recovery: str | None = None
 
@@ -81,8 +83,14 @@ class HubProbe(Strategy):  # type: ignore[misc]  # nautilus' Cython classes are 
         return {"probe": b"saved-on-clean-stop"}
 
     def _on_risk(self, event: TradingStateChanged) -> None:
-        if event.state == TradingState.ACTIVE:
-            self._maybe_enter()
+        if event.state != TradingState.ACTIVE:
+            return
+        if self.config.fail_when_active:
+            self.hub.strategy_failed(
+                self.id.value, self.config.fail_when_active, {}, fatal=self.config.fail_fatal
+            )
+            return
+        self._maybe_enter()
 
     def _maybe_enter(self) -> None:
         if self.config.entry_side is None or self.entered:

@@ -43,6 +43,20 @@ async def test_a_strategy_that_fails_recovery_stops_the_node(
         assert node.detail("recovery_failed")["strategy"] == "HubProbe-001"
 
 
+@pytest.mark.parametrize(("fatal", "code"), [(True, 78), (False, 1)])
+async def test_a_strategy_that_fails_while_trading_stops_the_node(
+    fatal: bool, code: int, venue: EmulatorProcess, nodes: NodeLauncher, trader_id: str
+) -> None:
+    strategy = probe_strategy(fail_when_active="lost track of its stop", fail_fatal=fatal)
+    node = await nodes.start(node_spec(venue, trader_id, [strategy]))
+    await node.wait_ready()
+    assert await node.wait_exit() == code
+    if fatal:
+        assert node.fatal is not None and "lost track of its stop" in node.fatal["X_FATAL"]
+    else:
+        assert "failed while trading" in [m["STATUS"] for m in node.messages if "STATUS" in m][-1]
+
+
 async def test_strategies_not_ready_in_time_fail_with_what_they_wait_for(
     venue: EmulatorProcess, nodes: NodeLauncher, trader_id: str
 ) -> None:
