@@ -490,7 +490,7 @@ class NodeLifecycle:
         re-sync) is checked the same way while trading."""
         key = mass_status.id.value
         self._publications[key] = self._publications.get(key, 0) + 1
-        if self.stage is Stage.RECONCILING:
+        if self.stage in (Stage.CONNECTING, Stage.RECONCILING):  # (stock client: connect seen by polling)
             if self._publications[key] == 1:
                 return
             self._check_startup(mass_status)
@@ -559,7 +559,11 @@ class NodeLifecycle:
         return not self._instruments or instrument in self._instruments or instrument in cached
 
     def _on_order_event(self, event: Any) -> None:
-        if self.stage is Stage.RECONCILING and type(event).__name__ == "OrderFilled" and event.reconciliation:
+        if (
+            self.stage in (Stage.CONNECTING, Stage.RECONCILING)
+            and type(event).__name__ == "OrderFilled"
+            and event.reconciliation
+        ):
             self._reconcile_fills.append(event)
 
     # ---- positions hash ------------------------------------------------------------------------------------
