@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate fleet.yaml and print the resolved fleet")
     check.add_argument("file", nargs="?", type=Path, help="the fleet file (or --config)")
+    check.add_argument(
+        "--deep",
+        action="store_true",
+        help="also dry-run each strategy node's build (imports, configs, credentials, instruments)",
+    )
     _config_arg(check)
     check.set_defaults(func=_cmd_check)
 
@@ -170,8 +175,26 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     print(render_fleet(spec, paths))
+    if args.deep:
+        problems = _deep_check(spec)
+        if problems:
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            return EXIT_USAGE
     print(f"{path}: OK")
     return 0
+
+
+def _deep_check(spec: Any) -> list[str]:
+    """Imports nautilus (only here): a typo in a strategy config is found before a restart, not during one."""
+    from recovery.deep_check import check_node
+
+    problems: list[str] = []
+    for node in spec.nodes:
+        if node.strategies is not None and node.enabled:
+            print(f"checking node {node.name} ...", file=sys.stderr)
+            problems.extend(check_node(spec, node))
+    return problems
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
