@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 
 from supervisor.cache_history import (
     HistoryDecodeError,
@@ -49,7 +49,8 @@ from supervisor.compaction_plan import OrderIndex, Plan, account_cut, plan_compa
 from supervisor.compaction_scripts import (
     ARCHIVE_ACCOUNT_EVENTS,
     ARCHIVE_ORDERS,
-    ARCHIVE_POSITION,
+    ARCHIVE_POSITIONS,
+    READ_LISTS,
     RELEASE_LOCK,
     RESTORE_ACCOUNT_EVENTS,
     RESTORE_ORDER,
@@ -59,13 +60,17 @@ from supervisor.compaction_scripts import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEEP_CLOSED = 100
-DEFAULT_KEEP_ACCOUNT_EVENTS = 100
+DEFAULT_KEEP_CLOSED = 20
+DEFAULT_KEEP_ACCOUNT_EVENTS = 20
+# Closed orders younger than this stay: Binance reports the last 7 days of orders and trades at reconciliation
+# (allOrders/userTrades without startTime), and nautilus 1.231 turns a reported order missing from its cache
+# into an EXTERNAL order with its fills. One day of margin for clock skew and late restarts.
+DEFAULT_VENUE_WINDOW = 8 * 86_400.0
 DEFAULT_TIME_BUDGET = 10.0
 DEFAULT_CALL_TIMEOUT = 2.0
-_BATCH = 200  # items per pipelined round trip
+DEFAULT_BATCH = 200  # items per pipelined round trip
 _ACCOUNT_CHUNK = 5_000  # account events per script (bounds how long one script blocks Redis)
-_SCAN_COUNT = 1_000
+_SCAN_COUNT = 5_000  # as nautilus scans
 
 _T = TypeVar("_T")
 
@@ -88,6 +93,8 @@ class CompactionPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     enabled: bool = True
     # Most recent closed positions, and most recent closed orders, left for nautilus to load.
     keep_closed: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_KEEP_CLOSED
+    # Closed orders younger than this (seconds) stay, whatever `keep_closed` says; see DEFAULT_VENUE_WINDOW.
+    venue_window: Annotated[float, msgspec.Meta(ge=0)] = DEFAULT_VENUE_WINDOW
     # Account events left after the first one (more stay when needed for exact balances).
     keep_account_events: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_KEEP_ACCOUNT_EVENTS
     # Seconds one compaction may take before a node start; the rest is done at the next start.
@@ -157,21 +164,40 @@ async def compact_trader(
     trader_id: str,
     *,
     keep_closed: int = DEFAULT_KEEP_CLOSED,
+    venue_window: float = DEFAULT_VENUE_WINDOW,
     keep_account_events: int = DEFAULT_KEEP_ACCOUNT_EVENTS,
     time_budget: float = DEFAULT_TIME_BUDGET,
     call_timeout: float = DEFAULT_CALL_TIMEOUT,
+    batch_size: int = DEFAULT_BATCH,
     clock: Callable[[], float] = time.monotonic,
+    wall_clock_ns: Callable[[], int] = time.time_ns,
 ) -> CompactionResult:
     """Archive the trader's closed history beyond the most recent `keep_closed` positions and orders.
 
+    Closed orders younger than `venue_window` seconds stay too (the venue still reports them at
+    reconciliation), and so does everything open or linked to what stays (see `compaction_plan`).
+
     Call it while the trader's node is not running. Raises CompactionBusy if another compaction or restore of
     this trader runs, CompactionError if Redis fails or does not answer within `call_timeout`; what was moved
-    until then is consistent and stays moved.
+    until then is consistent and stays moved. `batch_size` items go in one pipelined round trip.
     """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
     started = clock()
-    run = _Run(redis, TraderKeys(trader_id), call_timeout, deadline=started + time_budget, clock=clock)
+    run = _Run(
+        redis,
+        TraderKeys(trader_id),
+        call_timeout,
+        deadline=started + time_budget,
+        clock=clock,
+        batch_size=batch_size,
+    )
     async with run.locked(ttl=time_budget + 4 * call_timeout + 5):
-        await run.compact(keep_closed=keep_closed, keep_account_events=keep_account_events)
+        await run.compact(
+            keep_closed=keep_closed,
+            window_start_ns=wall_clock_ns() - int(venue_window * 1e9) if venue_window > 0 else 0,
+            keep_account_events=keep_account_events,
+        )
     result = CompactionResult(
         trader_id=trader_id,
         orders_seen=run.orders_seen,
@@ -208,12 +234,14 @@ class _Run:
         *,
         deadline: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
+        batch_size: int = DEFAULT_BATCH,
     ) -> None:
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
             raise CompactionError(keys.trader_id, "needs a Redis client with decode_responses=False")
         self.redis = redis
         self.keys = keys
         self.call_timeout = call_timeout
+        self.batch = batch_size
         self.deadline = deadline
         self.clock = clock
         self.out_of_time = False
@@ -276,19 +304,12 @@ class _Run:
 
     async def read_lists(self, keys: Sequence[str]) -> AsyncIterator[tuple[str, list[bytes] | None]]:
         """Each key's list in batches; None for a key that is not a list (another shape: left alone)."""
-        for start in range(0, len(keys), _BATCH):
-            batch = keys[start : start + _BATCH]
-            pipe = self.redis.pipeline(transaction=False)
-            for key in batch:
-                pipe.lrange(key, 0, -1)
-            results = await self.call("LRANGE batch", pipe.execute(raise_on_error=False))
+        for start in range(0, len(keys), self.batch):
+            batch = keys[start : start + self.batch]
+            # One script call per batch: far cheaper to send and parse than one LRANGE per key.
+            results = await self.eval_one(READ_LISTS, batch, [])
             for key, value in zip(batch, results, strict=True):
-                if isinstance(value, ResponseError):
-                    yield key, None
-                elif isinstance(value, Exception):
-                    raise CompactionError(self.keys.trader_id, f"Redis failed LRANGE {key}: {value}")
-                else:
-                    yield key, list(value)
+                yield key, (list(value) if isinstance(value, list) else None)
             await asyncio.sleep(0)  # decoding is CPU work: let the daemon's other tasks run between batches
 
     async def _sha(self, source: str) -> str:
@@ -297,6 +318,11 @@ class _Run:
             sha = str(await self.call("SCRIPT LOAD", self.redis.script_load(source)))
             self._shas[source] = sha
         return sha
+
+    async def eval_status(
+        self, source: str, keys: Sequence[str], args: Sequence[str | bytes | int]
+    ) -> list[str]:
+        return _texts(await self.eval_one(source, keys, args))
 
     async def eval_one(self, source: str, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
         return (await self.eval_many(source, [(keys, args)]))[0]
@@ -321,11 +347,7 @@ class _Run:
                 elif isinstance(answer, Exception):
                     raise CompactionError(self.keys.trader_id, f"archive script failed: {answer}")
                 else:
-                    results[i] = (
-                        [a.decode() if isinstance(a, bytes) else a for a in answer]
-                        if isinstance(answer, list)
-                        else answer
-                    )
+                    results[i] = answer
             if not retry:
                 return results
             self._shas.pop(source, None)
@@ -334,7 +356,7 @@ class _Run:
 
     # -- the compaction --------------------------------------------------------------------------------
 
-    async def compact(self, *, keep_closed: int, keep_account_events: int) -> None:
+    async def compact(self, *, keep_closed: int, window_start_ns: int, keep_account_events: int) -> None:
         index = await self.read_index()
         orders, order_items, bad_orders = await self.read_orders()
         positions, position_items, bad_positions = await self.read_positions()
@@ -348,6 +370,7 @@ class _Run:
             unreadable_positions=bad_positions,
             keep_closed_positions=keep_closed,
             keep_closed_orders=keep_closed,
+            venue_window_start_ns=window_start_ns,
         )
         self.kept = dict(plan.kept)
         await self.archive_positions(plan, positions, position_items)
@@ -445,12 +468,13 @@ class _Run:
     ) -> None:
         k = self.keys
         fixed = [k.archived_positions, k.archived_positions_meta, *(k.index(n) for n in POSITION_SET_INDEXES)]
-        for start in range(0, len(plan.positions), _BATCH):
+        for start in range(0, len(plan.positions), self.batch):
             if not self.time_left():
                 return
-            calls: list[tuple[Sequence[str], Sequence[str | bytes | int]]] = []
-            for pid in plan.positions[start : start + _BATCH]:
-                record, item = records[pid], items[pid]
+            batch = plan.positions[start : start + self.batch]
+            args: list[str | bytes | int] = [str(time.time_ns())]
+            for pid in batch:
+                record = records[pid]
                 info = {
                     "kind": "position",
                     "id": pid,
@@ -461,10 +485,11 @@ class _Run:
                     "events": record.events,
                 }
                 aid = position_archive_id(pid, record.ts_opened)
-                args = [str(time.time_ns()), aid, pid, item.digest, json.dumps(info)]
-                calls.append(([*fixed, item.key], args))
-            for answer in await self.eval_many(ARCHIVE_POSITION, calls):
-                self._count(answer, "positions")
+                args += [aid, pid, items[pid].digest, json.dumps(info)]
+            statuses = await self.eval_status(
+                ARCHIVE_POSITIONS, [*fixed, *(items[p].key for p in batch)], args
+            )
+            self._count(statuses, [(pid,) for pid in batch], "positions")
 
     async def archive_orders(
         self, plan: Plan, records: Mapping[str, OrderRecord], items: Mapping[str, _Item]
@@ -477,14 +502,19 @@ class _Run:
             *(k.index(n) for n in ORDER_HASH_INDEXES),
         ]
         groups = list(plan.order_groups)
-        while groups:
+        start = 0
+        while start < len(groups):
             if not self.time_left():
                 return
-            calls: list[tuple[Sequence[str], Sequence[str | bytes | int]]] = []
-            sizes: list[int] = []
-            while groups and sum(sizes) < _BATCH:
-                group = groups.pop(0)
-                args: list[str | bytes | int] = [str(time.time_ns())]
+            batch: list[tuple[str, ...]] = []
+            size = 0
+            while start < len(groups) and size < self.batch:
+                batch.append(groups[start])
+                size += len(groups[start])
+                start += 1
+            args: list[str | bytes | int] = [str(time.time_ns())]
+            for group in batch:
+                args.append(len(group))
                 for cid in group:
                     record = records[cid]
                     info = {
@@ -496,18 +526,23 @@ class _Run:
                         "events": record.events,
                     }
                     args += [cid, items[cid].digest, json.dumps(info)]
-                calls.append(([*fixed, *(items[cid].key for cid in group)], args))
-                sizes.append(len(group))
-            for answer, size in zip(await self.eval_many(ARCHIVE_ORDERS, calls), sizes, strict=True):
-                self._count(answer, "orders", size)
+            live = [items[cid].key for group in batch for cid in group]
+            statuses = await self.eval_status(ARCHIVE_ORDERS, [*fixed, *live], args)
+            self._count(statuses, batch, "orders")
 
-    def _count(self, answer: list[str], what: str, size: int = 1) -> None:
-        status = answer[0]
-        if status == "ok":
-            self.moved[what] += size
-        else:
-            log.warning("cache compaction %s: left %s %s (%s)", self.keys.trader_id, what, answer[1], status)
-            self.skip(status, size)
+    def _count(self, statuses: list[str], groups: Sequence[tuple[str, ...]], what: str) -> None:
+        if len(statuses) != len(groups) or statuses[0].startswith("wrongtype:"):
+            # The up-front type checks of the archive and index keys failed: nothing was moved.
+            raise CompactionError(self.keys.trader_id, f"archive refused the batch: {statuses[0]}")
+        for status, group in zip(statuses, groups, strict=True):
+            if status == "ok":
+                self.moved[what] += len(group)
+            else:
+                reason = status.partition(":")[0]
+                log.warning(
+                    "cache compaction %s: left %s %s in place (%s)", self.keys.trader_id, what, group, status
+                )
+                self.skip(reason, len(group))
 
     async def archive_accounts(self, keep_events: int) -> None:
         for key in sorted(await self.scan(self.keys.accounts_pattern)):
@@ -536,7 +571,7 @@ class _Run:
                 take = min(remaining, _ACCOUNT_CHUNK)
                 end = take + 1
                 args: list[str | bytes | int] = [len(events), end, digest(events[:end])]
-                answer = await self.eval_one(ARCHIVE_ACCOUNT_EVENTS, [key, archive_key], args)
+                answer = await self.eval_status(ARCHIVE_ACCOUNT_EVENTS, [key, archive_key], args)
                 if answer[0] != "ok":
                     log.warning("cache compaction %s: account %s changed meanwhile", self.keys.trader_id, key)
                     self.skip(answer[0])
@@ -578,16 +613,17 @@ class _Run:
             ("orders", RESTORE_ORDER, order_ids, order_calls),
             ("positions", RESTORE_POSITION, position_ids, position_calls),
         ):
-            for start in range(0, len(calls), _BATCH):
-                answers = await self.eval_many(source, calls[start : start + _BATCH])
-                for item_id, answer in zip(ids[start : start + _BATCH], answers, strict=True):
+            for start in range(0, len(calls), self.batch):
+                answers = await self.eval_many(source, calls[start : start + self.batch])
+                for item_id, raw in zip(ids[start : start + self.batch], answers, strict=True):
+                    answer = _texts(raw)
                     if answer[0] == "ok":
                         counts[what] += 1
                     else:
                         refused[item_id] = answer[0]
         for account_id in account_ids:
             keys = [k.account(account_id), k.archived_account(account_id)]
-            answer = await self.eval_one(RESTORE_ACCOUNT_EVENTS, keys, [])
+            answer = await self.eval_status(RESTORE_ACCOUNT_EVENTS, keys, [])
             if answer[0] == "ok":
                 counts["account_events"] += int(answer[1])
             else:
@@ -697,3 +733,9 @@ async def restore(
         len(refused),
     )
     return result
+
+
+def _texts(answer: Any) -> list[str]:
+    """A script's status reply as text."""
+    items = answer if isinstance(answer, list) else [answer]
+    return [a.decode() if isinstance(a, bytes) else str(a) for a in items]

@@ -14,6 +14,9 @@ The rules, each needed for nautilus 1.231 to load the rest without an error or a
   - every order linked (`index:order_position`) to a position that stays, if it was still live when that
     position opened: its protective orders and fills. Under NETTING one position id serves every round trip
     on an instrument, so orders of earlier round trips are history, not part of the open position;
+  - every order closed at or after `venue_window_start_ns`: the venue still reports it at reconciliation
+    (Binance: the last 7 days of orders and trades by default), and nautilus 1.231 re-creates a reported
+    order it does not know as an EXTERNAL order and applies its fills: a phantom position;
   - the `keep_closed_orders` most recently closed others;
   - every order of a contingency group, order list or exec-algorithm spawn of which any member stays; a group
     that goes, goes as one unit (one atomic move), so a parent never loads without its children.
@@ -62,6 +65,7 @@ def plan_compaction(
     unreadable_positions: Iterable[str] = (),
     keep_closed_positions: int,
     keep_closed_orders: int,
+    venue_window_start_ns: int = 0,
 ) -> Plan:
     if keep_closed_positions < 0 or keep_closed_orders < 0:
         raise ValueError("keep counts must be >= 0")
@@ -75,6 +79,7 @@ def plan_compaction(
         stay=set(unreadable_orders),
         stay_positions=stay_positions,
         keep=keep_closed_orders,
+        window_start_ns=venue_window_start_ns,
         kept=kept,
     )
     return Plan(positions=archive_positions, order_groups=archive_groups, kept=kept)
@@ -117,6 +122,7 @@ def _plan_orders(
     stay: set[str],
     stay_positions: Mapping[str, PositionRecord | None],
     keep: int,
+    window_start_ns: int,
     kept: dict[str, int],
 ) -> tuple[tuple[str, ...], ...]:
     """Groups of orders to archive, oldest first. `stay` starts as the unreadable orders."""
@@ -130,6 +136,9 @@ def _plan_orders(
             stay.add(cid)
         elif _serves_kept_position(order, index.order_position.get(cid), stay_positions):
             _note(kept, "orders_of_kept_positions")
+            stay.add(cid)
+        elif order.ts_last >= window_start_ns > 0:
+            _note(kept, "orders_in_venue_window")
             stay.add(cid)
         else:
             closed.append(order)

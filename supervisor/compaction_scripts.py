@@ -81,9 +81,11 @@ local function type_ok(key, want)
 end
 """
 
-# KEYS: 1 archive data hash, 2 archive meta hash, then the order set indexes, the order hash indexes
-# (in ORDER_SET_INDEXES / ORDER_HASH_INDEXES order), then the live order keys of the group.
-# ARGV: 1 archived_ns, then per order: client order id, sha1, info JSON.
+# Archives several groups of orders; each group moves completely or not at all (a contingency group, or a
+# single order). KEYS: 1 archive data hash, 2 archive meta hash, then the order set indexes and the order hash
+# indexes (ORDER_SET_INDEXES / ORDER_HASH_INDEXES order), then the live order keys of every group in turn.
+# ARGV: 1 archived_ns, then per group its size and per order: client order id, sha1, info JSON.
+# Returns one status per group: 'ok', or '<reason>:<client order id>' for a group left in place.
 ARCHIVE_ORDERS = (
     "#!lua\n"
     + _COMMON
@@ -95,47 +97,61 @@ local LIVE = {{
 }}
 """
     + r"""
-local first_live = 3 + #SETS + #HASHES
-local n = #KEYS - first_live + 1
-if not (type_ok(KEYS[1], 'hash') and type_ok(KEYS[2], 'hash')) then return {'wrongtype', ''} end
-for s = 1, #SETS do if not type_ok(KEYS[2 + s], 'set') then return {'wrongtype', SETS[s]} end end
+local SET0, HASH0 = 2, 2 + #SETS
+if not (type_ok(KEYS[1], 'hash') and type_ok(KEYS[2], 'hash')) then return {'wrongtype:archive'} end
+for s = 1, #SETS do if not type_ok(KEYS[SET0 + s], 'set') then return {'wrongtype:' .. SETS[s]} end end
 for h = 1, #HASHES do
-  if not type_ok(KEYS[2 + #SETS + h], 'hash') then return {'wrongtype', HASHES[h]} end
+  if not type_ok(KEYS[HASH0 + h], 'hash') then return {'wrongtype:' .. HASHES[h]} end
 end
-local blobs = {}
-for i = 0, n - 1 do
-  local key, cid, sha = KEYS[first_live + i], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
-  if redis.call('TYPE', key).ok ~= 'list' then return {'changed', cid} end
-  if redis.call('HEXISTS', KEYS[1], cid) == 1 then return {'exists', cid} end
+
+local function check(key, cid, sha)
+  if redis.call('TYPE', key).ok ~= 'list' then return 'changed' end
+  if redis.call('HEXISTS', KEYS[1], cid) == 1 then return 'exists' end
   -- open, in flight or emulated per nautilus' own index: not history
   for s = 1, #SETS do
-    if LIVE[SETS[s]] and redis.call('SISMEMBER', KEYS[2 + s], cid) == 1 then return {'open', cid} end
+    if LIVE[SETS[s]] and redis.call('SISMEMBER', KEYS[SET0 + s], cid) == 1 then return 'open' end
   end
   local blob = framed(key)
-  if redis.sha1hex(blob) ~= sha then return {'changed', cid} end
-  blobs[i] = blob
+  if redis.sha1hex(blob) ~= sha then return 'changed' end
+  return nil, blob
 end
-for i = 0, n - 1 do
-  local key, cid, info = KEYS[first_live + i], ARGV[2 + 3 * i], ARGV[4 + 3 * i]
+
+local function move(key, cid, info, blob)
   local sets, hashes = {}, {}
   for s = 1, #SETS do
-    if redis.call('SREM', KEYS[2 + s], cid) == 1 then sets[SETS[s]] = true end
+    if redis.call('SREM', KEYS[SET0 + s], cid) == 1 then sets[SETS[s]] = true end
   end
   for h = 1, #HASHES do
-    local hkey = KEYS[2 + #SETS + h]
-    local v = redis.call('HGET', hkey, cid)
+    local v = redis.call('HGET', KEYS[HASH0 + h], cid)
     if v then
       hashes[HASHES[h]] = v
-      redis.call('HDEL', hkey, cid)
+      redis.call('HDEL', KEYS[HASH0 + h], cid)
     end
   end
   local meta = '{"info":' .. info .. ',"sets":' .. cjson.encode(sets) .. ',"hashes":' .. cjson.encode(hashes)
     .. ',"archived_ns":"' .. ARGV[1] .. '"}'
-  redis.call('HSET', KEYS[1], cid, blobs[i])
+  redis.call('HSET', KEYS[1], cid, blob)
   redis.call('HSET', KEYS[2], cid, meta)
   redis.call('DEL', key)
 end
-return {'ok', tostring(n)}
+
+local statuses, k, a = {}, HASH0 + #HASHES + 1, 2
+while a <= #ARGV do
+  local size = tonumber(ARGV[a])
+  local blobs, status = {}, 'ok'
+  for i = 0, size - 1 do
+    local cid = ARGV[a + 1 + 3 * i]
+    local reason, blob = check(KEYS[k + i], cid, ARGV[a + 2 + 3 * i])
+    if reason then status = reason .. ':' .. cid break end
+    blobs[i] = blob
+  end
+  if status == 'ok' then
+    for i = 0, size - 1 do move(KEYS[k + i], ARGV[a + 1 + 3 * i], ARGV[a + 3 + 3 * i], blobs[i]) end
+  end
+  statuses[#statuses + 1] = status
+  k, a = k + size, a + 1 + 3 * size
+end
+return statuses
 """
 )
 
@@ -169,32 +185,45 @@ return {'ok', cid}
 """
 )
 
-# KEYS: 1 archive data hash, 2 archive meta hash, 3-5 the position set indexes (POSITION_SET_INDEXES order),
-# 6 the live position key. ARGV: 1 archived_ns, 2 archive id, 3 position id, 4 sha1, 5 info JSON.
-ARCHIVE_POSITION = (
+# Archives several positions, each on its own. KEYS: 1 archive data hash, 2 archive meta hash, 3-5 the
+# position set indexes (POSITION_SET_INDEXES order), then the live position keys.
+# ARGV: 1 archived_ns, then per position: archive id, position id, sha1, info JSON.
+# Returns one status per position: 'ok' or the reason it stayed.
+ARCHIVE_POSITIONS = (
     "#!lua\n"
     + _COMMON
     + f"""
 local SETS = {_lua_list(POSITION_SET_INDEXES)}
 """
     + r"""
-local live, aid, pid, sha, info = KEYS[6], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if not (type_ok(KEYS[1], 'hash') and type_ok(KEYS[2], 'hash')) then return {'wrongtype', ''} end
-for s = 1, #SETS do if not type_ok(KEYS[2 + s], 'set') then return {'wrongtype', SETS[s]} end end
-if redis.call('TYPE', live).ok ~= 'list' then return {'changed', pid} end
-if redis.call('HEXISTS', KEYS[1], aid) == 1 then return {'exists', pid} end
-if redis.call('SISMEMBER', KEYS[4], pid) == 1 then return {'open', pid} end
-local blob = framed(live)
-if redis.sha1hex(blob) ~= sha then return {'changed', pid} end
-local sets = {}
-for s = 1, #SETS do
-  if redis.call('SREM', KEYS[2 + s], pid) == 1 then sets[SETS[s]] = true end
+if not (type_ok(KEYS[1], 'hash') and type_ok(KEYS[2], 'hash')) then return {'wrongtype:archive'} end
+for s = 1, #SETS do if not type_ok(KEYS[2 + s], 'set') then return {'wrongtype:' .. SETS[s]} end end
+local OPEN
+for s = 1, #SETS do if SETS[s] == 'index:positions_open' then OPEN = 2 + s end end
+
+local function archive(live, aid, pid, sha, info)
+  if redis.call('TYPE', live).ok ~= 'list' then return 'changed' end
+  if redis.call('HEXISTS', KEYS[1], aid) == 1 then return 'exists' end
+  if redis.call('SISMEMBER', KEYS[OPEN], pid) == 1 then return 'open' end
+  local blob = framed(live)
+  if redis.sha1hex(blob) ~= sha then return 'changed' end
+  local sets = {}
+  for s = 1, #SETS do
+    if redis.call('SREM', KEYS[2 + s], pid) == 1 then sets[SETS[s]] = true end
+  end
+  local meta = '{"info":' .. info .. ',"sets":' .. cjson.encode(sets) .. ',"archived_ns":"' .. ARGV[1] .. '"}'
+  redis.call('HSET', KEYS[1], aid, blob)
+  redis.call('HSET', KEYS[2], aid, meta)
+  redis.call('DEL', live)
+  return 'ok'
 end
-local meta = '{"info":' .. info .. ',"sets":' .. cjson.encode(sets) .. ',"archived_ns":"' .. ARGV[1] .. '"}'
-redis.call('HSET', KEYS[1], aid, blob)
-redis.call('HSET', KEYS[2], aid, meta)
-redis.call('DEL', live)
-return {'ok', pid}
+
+local statuses = {}
+for i = 0, (#ARGV - 1) / 4 - 1 do
+  local a = 2 + 4 * i
+  statuses[i + 1] = archive(KEYS[3 + #SETS + i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+end
+return statuses
 """
 )
 
@@ -259,6 +288,15 @@ redis.call('DEL', archive)
 return {'ok', tostring(#events)}
 """
 )
+
+# Reads many lists in one call. KEYS: the lists. Returns per key its elements, or 0 if it is not a list.
+READ_LISTS = """#!lua flags=no-writes
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok == 'list' then out[i] = redis.call('LRANGE', key, 0, -1) else out[i] = 0 end
+end
+return out
+"""
 
 # KEYS: 1 lock key. ARGV: 1 token.
 RELEASE_LOCK = """#!lua

@@ -1,6 +1,6 @@
 """Real nautilus caches in Redis, written and read back by nautilus' own code (test and benchmark support).
 
-`populate` drives a real `ExecutionEngine` + `Portfolio` over a `Cache` backed by nautilus'
+`populate` drives a real `ExecutionEngine` over a `Cache` backed by nautilus'
 `CacheDatabaseAdapter`: orders are created by `OrderFactory`, added with `Cache.add_order` (with the position
 and client index entries a strategy's submit writes), and their events (submitted, accepted, filled, canceled)
 go through `ExecutionEngine.process`, which opens, updates and closes positions and persists everything the way
@@ -124,7 +124,6 @@ class _Writer:
         from nautilus_trader.model.events import AccountState
         from nautilus_trader.model.identifiers import AccountId, ClientId, TraderId
         from nautilus_trader.model.objects import AccountBalance, Money
-        from nautilus_trader.portfolio.portfolio import Portfolio
         from nautilus_trader.serialization.serializer import MsgSpecSerializer
         from nautilus_trader.test_kit.providers import TestInstrumentProvider
         from nautilus_trader.trading.strategy import Strategy
@@ -141,7 +140,10 @@ class _Writer:
         )
         self.cache = Cache(database=self.database, config=config)
         self.msgbus = MessageBus(trader_id=self.trader_id, clock=self.clock)
-        self.portfolio = Portfolio(msgbus=self.msgbus, cache=self.cache, clock=self.clock)
+        # The portfolio writes nothing to Redis for a venue-reported (not calculated) account, and its PnL
+        # bookkeeping grows with history; its endpoints take the engine's messages and drop them instead.
+        for endpoint in ("Portfolio.update_order", "Portfolio.update_position", "Portfolio.update_account"):
+            self.msgbus.register(endpoint=endpoint, handler=lambda _message: None)
         self.engine = ExecutionEngine(
             msgbus=self.msgbus, cache=self.cache, clock=self.clock, config=ExecEngineConfig()
         )
@@ -167,6 +169,7 @@ class _Writer:
 
     def update_account(self) -> None:
         """What the venue's ACCOUNT_UPDATE after a fill becomes: one more AccountState in the account's list."""
+        from nautilus_trader.accounting.factory import AccountFactory
         from nautilus_trader.core.uuid import UUID4
         from nautilus_trader.model.currencies import USDT
         from nautilus_trader.model.enums import AccountType
@@ -187,7 +190,13 @@ class _Writer:
             ts_event=ts,
             ts_init=ts,
         )
-        self.portfolio.update_account(state)
+        # What Portfolio.update_account does with a venue's AccountState.
+        account = self.cache.account(self.account_id)
+        if account is None:
+            self.cache.add_account(AccountFactory.create(state))
+        else:
+            account.apply(state)
+            self.cache.update_account(account)
 
     def _tick(self) -> int:
         self.clock.advance_time(self.clock.timestamp_ns() + 1_000_000_000)
