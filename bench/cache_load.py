@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/cache_load.py [--sizes 0,1000,10000] [--reps 5] [--keep-closed 100]
 
-For each size N it starts a private redis-server (never the shared 6379), writes a real nautilus 1.231 cache
-through nautilus' own ExecutionEngine and CacheDatabaseAdapter (tests/supervisor/nautilus_cache.py): N closed
-HEDGING round trips of 5 orders each (entry, add-on, stop canceled at the close, take-profit, an entry canceled
-unfilled), one AccountState per fill as a venue's ACCOUNT_UPDATE gives, plus 10 open positions with their open
-stop and take-profit and 5 resting orders. Then, each time in a fresh process:
+For each size N it starts a private redis-server (never the shared 6379), writes a real nautilus 1.231
+cache through nautilus' own ExecutionEngine and CacheDatabaseAdapter (tests/supervisor/nautilus_cache.py): N
+closed HEDGING round trips of 5 orders each (entry, add-on, stop canceled at the close, take-profit, an entry
+canceled unfilled), one AccountState per fill as a venue's ACCOUNT_UPDATE gives, plus 10 open positions with
+their open stop and take-profit and 5 resting orders. Then, each time in a fresh process:
 - before: `TradingNode(config)` (which runs `exec_engine.load_cache()`), `--reps` times;
 - `compact_trader` (first run: the whole backlog; second run: what every later node start pays);
 - after: `TradingNode(config)` again, `--reps` times, checked to load the same open positions and orders with
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,9 @@ def run_size(size: int, reps: int, keep_closed: int) -> dict[str, Any]:
         same_open = open_state(loaded_before) == open_state(loaded_after)
         kept_identical = all(
             loaded_after["orders"][c] == loaded_before["orders"][c] for c in loaded_after["orders"]
-        ) and all(loaded_after["positions"][p] == loaded_before["positions"][p] for p in loaded_after["positions"])
+        ) and all(
+            loaded_after["positions"][p] == loaded_before["positions"][p] for p in loaded_after["positions"]
+        )
     row = {
         "size": size,
         "populate": populated["seconds"],
@@ -119,23 +120,22 @@ def items(counts: dict[str, int]) -> int:
     return sum(counts.values())
 
 
+def describe(c: dict[str, int]) -> str:
+    counts = f"{c['positions']} positions, {c['orders']} orders, {c['account_events']} account events"
+    return f"{counts} ({items(c)} items)"
+
+
 def print_row(row: dict[str, Any]) -> None:
     b, a = row["before_items"], row["after_items"]
     first: CompactionResult = row["first"]
     second: CompactionResult = row["second"]
     print(f"\n== {row['size']} closed positions (written in {row['populate']:.1f} s)")
-    print(
-        f"  cache before: {b['positions']} positions, {b['orders']} orders, {b['account_events']} account events"
-        f" ({items(b)} items)"
-    )
+    print(f"  cache before: {describe(b)}")
     print(f"  TradingNode() before: {fmt(row['before'])}")
     print(f"  compaction, first run:  {first.duration:.3f} s ({first.summary()})")
-    print(f"  compaction, second run: {second.duration:.3f} s (nothing left to move: what every later start pays)")
+    print(f"  compaction, second run: {second.duration:.3f} s (nothing left to move; every later start)")
     print(f"  kept: {dict(first.kept)}")
-    print(
-        f"  cache after:  {a['positions']} positions, {a['orders']} orders, {a['account_events']} account events"
-        f" ({items(a)} items)"
-    )
+    print(f"  cache after:  {describe(a)}")
     print(f"  TradingNode() after:  {fmt(row['after'])}")
     print(
         f"  open positions/orders identical after reload: {row['same_open']}; "
@@ -144,7 +144,9 @@ def print_row(row: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="0,1000,10000", help="closed positions per run, comma-separated")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--keep-closed", type=int, default=100)
@@ -155,12 +157,14 @@ def main() -> int:
     print(f"nautilus cache load, {ns.reps} loads per point, keep_closed={ns.keep_closed}")
     rows = [run_size(size, ns.reps, ns.keep_closed) for size in sizes]
 
-    base = statistics.median(rows[0]["before"])
+    base = percentile(rows[0]["before"], 50)
     base_items = items(rows[0]["before_items"])
     print("\n== summary (TradingNode() constructor, p50; per item = over the empty-history baseline)")
-    print(f"  {'closed pos':>10} {'items':>7} {'before':>9} {'ms/item':>8} {'after':>9} {'items':>6} {'ratio':>7}")
+    header = ("closed pos", "items", "before", "ms/item", "after", "items", "ratio")
+    widths = (10, 7, 9, 8, 9, 6, 7)
+    print("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     for row in rows:
-        before, after = statistics.median(row["before"]), statistics.median(row["after"])
+        before, after = percentile(row["before"], 50), percentile(row["after"], 50)
         extra = items(row["before_items"]) - base_items
         per_item = f"{(before - base) / extra * 1000:8.3f}" if extra > 0 else f"{'-':>8}"
         print(

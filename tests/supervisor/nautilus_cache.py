@@ -3,8 +3,8 @@
 `populate` drives a real `ExecutionEngine` over a `Cache` backed by nautilus'
 `CacheDatabaseAdapter`: orders are created by `OrderFactory`, added with `Cache.add_order` (with the position
 and client index entries a strategy's submit writes), and their events (submitted, accepted, filled, canceled)
-go through `ExecutionEngine.process`, which opens, updates and closes positions and persists everything the way
-a live node does. `load` is what a node runs at start: a real `TradingNode(config)` (which calls
+go through `ExecutionEngine.process`, which opens, updates and closes positions and persists everything the
+way a live node does. `load` is what a node runs at start: a real `TradingNode(config)` (which calls
 `exec_engine.load_cache()`), then a summary of what it loaded.
 
 Both run in a child process (`python -m tests.supervisor.nautilus_cache populate|load ...`, JSON out), so
@@ -92,6 +92,36 @@ def load(port: int, trader_id: str, *, host: str = "127.0.0.1") -> dict[str, Any
     return run_child(["load", "--host", host, "--port", str(port), "--trader-id", trader_id])
 
 
+def reconcile(
+    port: int, trader_id: str, reports: list[dict[str, Any]], *, host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """Start a node on the cache and reconcile it against these venue order reports (FILLED, with trades).
+
+    Each report: client_order_id, venue_order_id, instrument_id, side, type, quantity, avg_px, trades
+    ([trade_id, qty, px], ...): the shape of `load()`'s order views. Writes to the cache as a node would.
+    """
+    path = (
+        Path(os.environ.get("TMPDIR", "/tmp")) / f"nautilus-reports-{os.getpid()}-{time.monotonic_ns()}.json"
+    )
+    path.write_text(json.dumps(reports))
+    try:
+        return run_child(
+            [
+                "reconcile",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--trader-id",
+                trader_id,
+                "--reports",
+                str(path),
+            ]
+        )
+    finally:
+        path.unlink(missing_ok=True)
+
+
 # -- the child side (imports nautilus) -------------------------------------------------------------------
 
 
@@ -119,11 +149,7 @@ class _Writer:
         from nautilus_trader.config import ExecEngineConfig, StrategyConfig
         from nautilus_trader.core.uuid import UUID4
         from nautilus_trader.execution.engine import ExecutionEngine
-        from nautilus_trader.model.currencies import USDT
-        from nautilus_trader.model.enums import AccountType
-        from nautilus_trader.model.events import AccountState
         from nautilus_trader.model.identifiers import AccountId, ClientId, TraderId
-        from nautilus_trader.model.objects import AccountBalance, Money
         from nautilus_trader.serialization.serializer import MsgSpecSerializer
         from nautilus_trader.test_kit.providers import TestInstrumentProvider
         from nautilus_trader.trading.strategy import Strategy
@@ -168,7 +194,7 @@ class _Writer:
         self._trade_ids = 0
 
     def update_account(self) -> None:
-        """What the venue's ACCOUNT_UPDATE after a fill becomes: one more AccountState in the account's list."""
+        """What a venue's ACCOUNT_UPDATE after a fill becomes: one more AccountState in the account's list."""
         from nautilus_trader.accounting.factory import AccountFactory
         from nautilus_trader.core.uuid import UUID4
         from nautilus_trader.model.currencies import USDT
@@ -200,7 +226,8 @@ class _Writer:
 
     def _tick(self) -> int:
         self.clock.advance_time(self.clock.timestamp_ns() + 1_000_000_000)
-        return self.clock.timestamp_ns()
+        now: int = self.clock.timestamp_ns()
+        return now
 
     def submit(self, order: Any, position_id: Any = None) -> Any:
         from nautilus_trader.core.uuid import UUID4
@@ -307,7 +334,9 @@ class _Writer:
             instrument.id, OrderSide.SELL, qty, Price.from_str(f"{px - 100}.0"), reduce_only=True
         )
         self.submit(stop, position_id)
-        take = factory.limit(instrument.id, OrderSide.SELL, qty, Price.from_str(f"{px + 150}.0"), reduce_only=True)
+        take = factory.limit(
+            instrument.id, OrderSide.SELL, qty, Price.from_str(f"{px + 150}.0"), reduce_only=True
+        )
         self.submit(take, position_id)
         if close:
             self.fill(take, f"{px + 150}.0")
@@ -324,7 +353,9 @@ class _Writer:
 
         factory = self.factories[n % len(self.factories)]
         instrument = self.instruments[n % len(self.instruments)]
-        order = factory.limit(instrument.id, OrderSide.BUY, Quantity.from_str("0.020"), Price.from_str("1000.0"))
+        order = factory.limit(
+            instrument.id, OrderSide.BUY, Quantity.from_str("0.020"), Price.from_str("1000.0")
+        )
         self.submit(order)
 
     def close(self) -> None:
@@ -379,10 +410,30 @@ def _summary(cache: Any) -> dict[str, Any]:
     def order_view(order: Any) -> dict[str, Any]:
         return {
             "status": order.status_string(),
+            "strategy_id": order.strategy_id.value,
+            "instrument_id": order.instrument_id.value,
+            "side": order.side_string(),
+            "type": order.type_string(),
             "quantity": str(order.quantity),
             "filled_qty": str(order.filled_qty),
+            "avg_px": order.avg_px,
+            "venue_order_id": order.venue_order_id.value if order.venue_order_id is not None else None,
             "position_id": str(order.position_id) if order.position_id is not None else None,
+            "tags": list(order.tags or []),
             "events": [type(e).__name__ + ":" + e.id.value for e in order.events],
+            "trades": [
+                [f.trade_id.value, str(f.last_qty), str(f.last_px)]
+                for f in order.events
+                if type(f).__name__ == "OrderFilled"
+            ],
+        }
+
+    def account_view(account: Any) -> dict[str, Any]:
+        return {
+            "balances": sorted(str(b) for b in account.balances().values()),
+            "starting": sorted(str(m) for m in account.starting_balances().values()),
+            "last_event": account.last_event.id.value,
+            "events": len(account.events),
         }
 
     def position_view(position: Any) -> dict[str, Any]:
@@ -403,12 +454,114 @@ def _summary(cache: Any) -> dict[str, Any]:
         "positions": {p.id.value: position_view(p) for p in cache.positions()},
         "positions_open": sorted(p.id.value for p in cache.positions_open()),
         "positions_closed": sorted(p.id.value for p in cache.positions_closed()),
+        "accounts": {a.id.value: account_view(a) for a in cache.accounts()},
     }
+
+
+def _reconcile_child(ns: argparse.Namespace) -> dict[str, Any]:
+    """Startup reconciliation as a node runs it, fed the venue's view of some orders (`--reports`)."""
+    import asyncio
+    from decimal import Decimal
+
+    from nautilus_trader.core.uuid import UUID4
+    from nautilus_trader.execution.reports import ExecutionMassStatus, FillReport, OrderStatusReport
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.enums import (
+        LiquiditySide,
+        OrderStatus,
+        TimeInForce,
+        order_side_from_str,
+        order_type_from_str,
+    )
+    from nautilus_trader.model.identifiers import (
+        AccountId,
+        ClientId,
+        ClientOrderId,
+        InstrumentId,
+        TradeId,
+        Venue,
+        VenueOrderId,
+    )
+    from nautilus_trader.model.objects import Money, Price, Quantity
+
+    async def run() -> dict[str, Any]:
+        from nautilus_trader.config import LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
+        from nautilus_trader.live.node import TradingNode
+
+        config = TradingNodeConfig(
+            trader_id=ns.trader_id,
+            logging=LoggingConfig(log_level="WARNING", log_colors=False),
+            cache=_cache_config(ns.host, ns.port),
+            exec_engine=LiveExecEngineConfig(reconciliation=True, generate_missing_orders=True),
+            load_state=False,
+            save_state=False,
+        )
+        node = TradingNode(config=config, loop=asyncio.get_running_loop())
+        cache = node.kernel.cache
+        account_id = AccountId(ACCOUNT_ID)
+        now = node.kernel.clock.timestamp_ns()
+        mass = ExecutionMassStatus(
+            client_id=ClientId("BINANCE"),
+            account_id=account_id,
+            venue=Venue("BINANCE"),
+            report_id=UUID4(),
+            ts_init=now,
+        )
+        for spec in json.loads(ns.reports.read_text()):
+            instrument_id = InstrumentId.from_str(spec["instrument_id"])
+            venue_order_id = VenueOrderId(spec["venue_order_id"])
+            side = order_side_from_str(spec["side"])
+            mass.add_order_reports(
+                [
+                    OrderStatusReport(
+                        account_id=account_id,
+                        instrument_id=instrument_id,
+                        client_order_id=ClientOrderId(spec["client_order_id"]),
+                        venue_order_id=venue_order_id,
+                        order_side=side,
+                        order_type=order_type_from_str(spec["type"]),
+                        time_in_force=TimeInForce.GTC,
+                        order_status=OrderStatus.FILLED,
+                        quantity=Quantity.from_str(spec["quantity"]),
+                        filled_qty=Quantity.from_str(spec["quantity"]),
+                        avg_px=Decimal(str(spec["avg_px"])),
+                        report_id=UUID4(),
+                        ts_accepted=now,
+                        ts_last=now,
+                        ts_init=now,
+                    )
+                ]
+            )
+            mass.add_fill_reports(
+                [
+                    FillReport(
+                        account_id=account_id,
+                        instrument_id=instrument_id,
+                        venue_order_id=venue_order_id,
+                        trade_id=TradeId(trade_id),
+                        order_side=side,
+                        last_qty=Quantity.from_str(qty),
+                        last_px=Price.from_str(px),
+                        commission=Money(0, USDT),
+                        liquidity_side=LiquiditySide.TAKER,
+                        report_id=UUID4(),
+                        ts_event=now,
+                        ts_init=now,
+                        client_order_id=ClientOrderId(spec["client_order_id"]),
+                    )
+                    for trade_id, qty, px in spec["trades"]
+                ]
+            )
+        node.kernel.exec_engine.reconcile_execution_mass_status(mass)
+        # No dispose: it stops the running loop. What reconciliation did is read from the node's cache.
+        return _summary(cache)
+
+    return asyncio.run(run())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tests.supervisor.nautilus_cache")
-    parser.add_argument("command", choices=["populate", "load"])
+    parser.add_argument("command", choices=["populate", "load", "reconcile"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--trader-id", required=True)
@@ -417,11 +570,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-positions", type=int, default=2)
     parser.add_argument("--open-limits", type=int, default=1)
     parser.add_argument("--strategies", type=int, default=1)
+    parser.add_argument("--reports", type=Path, help="reconcile: JSON list of the venue's order reports")
     parser.add_argument("--out", type=Path, required=True)
     ns = parser.parse_args(argv)
     if ns.port == 6379:
         parser.error("refusing to write nautilus test data to the shared Redis on 6379")
-    result = _populate_child(ns) if ns.command == "populate" else _load_child(ns)
+    commands = {"populate": _populate_child, "load": _load_child, "reconcile": _reconcile_child}
+    result = commands[ns.command](ns)
     ns.out.write_text(json.dumps(result))
     return 0
 
