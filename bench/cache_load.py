@@ -27,11 +27,14 @@ sys.path.insert(0, str(REPO))
 
 import redis.asyncio as aioredis  # noqa: E402
 
-from supervisor.compaction import CompactionResult, compact_trader  # noqa: E402
-from tests.supervisor.nautilus_cache import Scenario, load, populate  # noqa: E402
+from supervisor.compaction import DEFAULT_KEEP_CLOSED, CompactionResult, compact_trader  # noqa: E402
+from tests.supervisor.nautilus_cache import BASE_TS_NS, Scenario, load, populate  # noqa: E402
 from tests.supervisor.private_redis import private_redis  # noqa: E402
 
 TRADER_ID = "BENCH-001"
+# The written history is dated from 2026-01-01; compaction runs "a year later", so that the venue window
+# (closed orders younger than 8 days stay) holds none of it, whatever this machine's clock says.
+NOW_NS = BASE_TS_NS + 365 * 86_400 * 1_000_000_000
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -61,7 +64,9 @@ async def count_items(port: int) -> dict[str, int]:
 async def compact(port: int, keep_closed: int) -> CompactionResult:
     client = aioredis.Redis(port=port, socket_timeout=5)
     try:
-        return await compact_trader(client, TRADER_ID, keep_closed=keep_closed, time_budget=120.0)
+        return await compact_trader(
+            client, TRADER_ID, keep_closed=keep_closed, time_budget=120.0, wall_clock_ns=lambda: NOW_NS
+        )
     finally:
         await client.aclose()
 
@@ -149,7 +154,7 @@ def main() -> int:
     )
     parser.add_argument("--sizes", default="0,1000,10000", help="closed positions per run, comma-separated")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--keep-closed", type=int, default=100)
+    parser.add_argument("--keep-closed", type=int, default=DEFAULT_KEEP_CLOSED)
     ns = parser.parse_args()
     sizes = [int(s) for s in ns.sizes.split(",")]
     if 0 not in sizes:

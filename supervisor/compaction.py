@@ -215,6 +215,25 @@ async def compact_trader(
     return result
 
 
+async def compact_with_policy(
+    redis: aioredis.Redis,
+    trader_id: str,
+    policy: CompactionPolicy,
+    *,
+    call_timeout: float = DEFAULT_CALL_TIMEOUT,
+) -> CompactionResult:
+    """`compact_trader` with a node's `cache_compaction:` settings (the caller checks `policy.enabled`)."""
+    return await compact_trader(
+        redis,
+        trader_id,
+        keep_closed=policy.keep_closed,
+        venue_window=policy.venue_window,
+        keep_account_events=policy.keep_account_events,
+        time_budget=policy.time_budget,
+        call_timeout=call_timeout,
+    )
+
+
 @dataclass
 class _Item:
     key: str
