@@ -179,7 +179,7 @@ async def compact_trader(
 
     Call it while the trader's node is not running. Raises CompactionBusy if another compaction or restore of
     this trader runs, CompactionError if Redis fails or does not answer within `call_timeout`; what was moved
-    until then is consistent and stays moved. `batch_size` items go in one pipelined round trip.
+    until then is consistent and stays moved. `batch_size` items go in one script call (one round trip).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -237,7 +237,6 @@ async def compact_with_policy(
 @dataclass
 class _Item:
     key: str
-    item_id: str
     digest: str
     events: int
 
@@ -302,9 +301,19 @@ class _Run:
         try:
             yield
         finally:
-            # Shielded so that a cancelled run still frees its lock (else it expires after `ttl`).
-            release = self.call("release lock", self.eval_one(RELEASE_LOCK, [self.keys.lock], [token]))
-            await asyncio.shield(release)
+            # Shielded so that a cancelled run still frees its lock. If Redis is gone the lock expires after
+            # `ttl`; the error that ended the run is the one to report, so this one is only logged.
+            try:
+                await asyncio.shield(
+                    self.call("release lock", self.eval_one(RELEASE_LOCK, [self.keys.lock], [token]))
+                )
+            except CompactionError as exc:
+                log.warning(
+                    "cache compaction %s: lock not released (expires in %.0fs): %s",
+                    self.keys.trader_id,
+                    ttl,
+                    exc,
+                )
 
     async def scan(self, pattern: str) -> list[str]:
         found: list[str] = []
@@ -325,11 +334,14 @@ class _Run:
         """Each key's list in batches; None for a key that is not a list (another shape: left alone)."""
         for start in range(0, len(keys), self.batch):
             batch = keys[start : start + self.batch]
-            # One script call per batch: far cheaper to send and parse than one LRANGE per key.
-            results = await self.eval_one(READ_LISTS, batch, [])
-            for key, value in zip(batch, results, strict=True):
-                yield key, (list(value) if isinstance(value, list) else None)
+            for key, value in zip(batch, await self.read_batch(batch), strict=True):
+                yield key, value
             await asyncio.sleep(0)  # decoding is CPU work: let the daemon's other tasks run between batches
+
+    async def read_batch(self, keys: Sequence[str]) -> list[list[bytes] | None]:
+        # One script call for many keys: far cheaper to send and parse than one LRANGE per key.
+        results = await self.eval_one(READ_LISTS, keys, [])
+        return [list(value) if isinstance(value, list) else None for value in results]
 
     async def _sha(self, source: str) -> str:
         sha = self._shas.get(source)
@@ -446,7 +458,7 @@ class _Run:
                 self.skip("unreadable")
                 unreadable.add(cid)
                 continue
-            items[cid] = _Item(key=key, item_id=cid, digest=digest(events), events=len(events))
+            items[cid] = _Item(key=key, digest=digest(events), events=len(events))
         return records, items, unreadable
 
     async def read_positions(self) -> tuple[dict[str, PositionRecord], dict[str, _Item], set[str]]:
@@ -470,7 +482,7 @@ class _Run:
                 self.skip("unreadable")
                 unreadable.add(pid)
                 continue
-            items[pid] = _Item(key=key, item_id=pid, digest=digest(events), events=len(events))
+            items[pid] = _Item(key=key, digest=digest(events), events=len(events))
         return records, items, unreadable
 
     async def _item_keys(self, pattern: str, parse: Callable[[str], str | None]) -> list[str]:
@@ -571,7 +583,7 @@ class _Run:
                 continue
             if not self.time_left():
                 return
-            events = await anext(e async for _, e in self.read_lists([key]))
+            (events,) = await self.read_batch([key])
             if not events:
                 self.skip("unknown_key" if events is None else "vanished")
                 continue

@@ -852,3 +852,21 @@ async def test_time_budget_stops_between_batches_and_the_next_run_continues(
     rest = await compact_trader(client, tid, keep_closed=0, wall_clock_ns=lambda: LATER)
     assert rest.complete
     assert (rest.positions_archived, rest.orders_archived) == (0, 30 * 5 - 20)
+
+
+@pytest.mark.redis
+async def test_an_unusable_archive_is_an_error_and_the_lock_is_still_released(client: aioredis.Redis) -> None:
+    keys = TraderKeys("BROKEN-001")
+    await client.rpush(keys.order("A"), init("A"), ev("OrderCanceled"))
+    await client.sadd(keys.index("index:orders"), "A")
+    await client.sadd(keys.index("index:orders_closed"), "A")
+    await client.set(keys.archived_orders, b"not a hash")
+    with pytest.raises(CompactionError, match="wrongtype:archive"):
+        await compact_trader(client, "BROKEN-001", keep_closed=0, wall_clock_ns=lambda: LATER)
+    assert await client.llen(keys.order("A")) == 2  # nothing moved
+    assert not await client.exists(keys.lock)
+    await client.delete(keys.archived_orders)
+    result = await compact_trader(client, "BROKEN-001", keep_closed=0, wall_clock_ns=lambda: LATER)
+    assert result.orders_archived == 1
+    assert not await client.exists(keys.order("A"))
+    assert not await client.smembers(keys.index("index:orders_closed"))
