@@ -24,9 +24,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
@@ -57,6 +56,7 @@ from supervisor.compaction_scripts import (
     RESTORE_POSITION,
     digest,
 )
+from supervisor.config.schema import CacheCompactionSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +87,8 @@ class CompactionBusy(CompactionError):
     """Another compaction or restore of the same trader holds the lock."""
 
 
-class CompactionPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A node's `cache_compaction:` section in fleet.yaml (proposed; not in the schema yet)."""
-
-    enabled: bool = True
-    # Most recent closed positions, and most recent closed orders, left for nautilus to load.
-    keep_closed: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_KEEP_CLOSED
-    # Closed orders younger than this (seconds) stay, whatever `keep_closed` says; see DEFAULT_VENUE_WINDOW.
-    venue_window: Annotated[float, msgspec.Meta(ge=0)] = DEFAULT_VENUE_WINDOW
-    # Account events left after the first one (more stay when needed for exact balances).
-    keep_account_events: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_KEEP_ACCOUNT_EVENTS
-    # Seconds one compaction may take before a node start; the rest is done at the next start.
-    time_budget: Annotated[float, msgspec.Meta(gt=0)] = DEFAULT_TIME_BUDGET
+# A node's `cache_compaction:` section of fleet.yaml.
+CompactionPolicy = CacheCompactionSpec
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
-from supervisor.recovery_tracker import DETECTED, READY, SPAWNED, RecoveryTracker
+from supervisor.recovery_tracker import DETECTED, PREPARED, READY, SPAWNED, RecoveryTracker
 from supervisor.restart_policy import RestartHistory, Verdict, decide_after_exit
 from supervisor.states import ExitReason, NodeState, check_transition
 
@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 ABORT_GRACE_SECONDS = 2.0
 # The exit code a shell gives a command it cannot execute; recorded when the spawn itself fails.
 EXIT_CODE_EXEC_FAILED = 127
+
+
+# Work done before each spawn (the daemon compacts a strategy node's cache). Returns a phase detail to
+# publish as `prepared`, or None when it did nothing. Must not raise for anything but a bug.
+BeforeStart = Callable[[NodeSpec], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,10 @@ class NodeRunner:
         output: NodeOutput,
         observer: FleetObserver,
         clock: Clock,
+        before_start: BeforeStart | None = None,
     ) -> None:
         self.spec = spec
+        self._before_start = before_start
         self._argv = argv
         self._env = env
         self.paths = paths
@@ -233,6 +240,14 @@ class NodeRunner:
             detected_mono_ns=self._detected[0] if self._detected else None,
             detected_epoch_ns=self._detected[1] if self._detected else None,
         )
+        if self._before_start is not None:
+            detail = await self._before_start(self.spec)
+            if detail is not None:
+                self._publish_phase(
+                    tracker.mark(
+                        PREPARED, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns(), detail=detail
+                    )
+                )
         process = await self._spawn(tracker)
         if process is None:
             await self._after_exit(None, ran_for=0.0)

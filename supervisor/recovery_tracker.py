@@ -17,6 +17,7 @@ from supervisor.events import PhaseMark, RecoveryReport
 RECONCILED = "reconciled"
 READY = "ready"
 DETECTED = "detected"
+PREPARED = "prepared"  # the supervisor's work before the spawn (cache compaction)
 SPAWNED = "spawned"
 
 

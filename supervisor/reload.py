@@ -19,7 +19,9 @@ from supervisor.config.schema import FleetSpec, NodeSpec
 log = logging.getLogger(__name__)
 
 # Node fields the supervisor applies to a running node without touching its process.
-SUPERVISION_FIELDS = frozenset({"restart", "stop", "watchdog", "ready_timeout", "share_instruments"})
+SUPERVISION_FIELDS = frozenset(
+    {"restart", "stop", "watchdog", "ready_timeout", "share_instruments", "cache_compaction"}
+)
 # Fleet-level sections the running daemon does not re-apply.
 DAEMON_FIELDS = ("fleet", "mqtt", "metrics", "control", "runtime_dir", "state_dir")
 

@@ -115,6 +115,23 @@ class WatchdogSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     timeout: Duration = Duration(10.0)
 
 
+class CacheCompactionSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Before each start of a strategy node, its closed nautilus history beyond what is kept here is moved to
+    an archive in Redis (restorable), because nautilus loads all of it at start (~0.2-0.5 ms per item)."""
+
+    enabled: bool = True
+    # Most recent closed positions, and most recent closed orders, left for nautilus to load.
+    keep_closed: Annotated[int, msgspec.Meta(ge=0)] = 20
+    # Closed orders younger than this stay whatever `keep_closed` says: Binance reports the last 7 days of
+    # orders and trades at reconciliation, and nautilus turns a reported order missing from its cache into an
+    # EXTERNAL order (a phantom position). One day of margin.
+    venue_window: Duration = Duration(8 * 86_400.0)
+    # Account events left after the first one (more stay when needed for exact balances).
+    keep_account_events: Annotated[int, msgspec.Meta(ge=1)] = 20
+    # How long one compaction may delay a start; the rest is done at the next start.
+    time_budget: Duration = Duration(10.0)
+
+
 class StrategySpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A nautilus strategy by import path, with its config (validated by the node, not here)."""
 
@@ -133,6 +150,7 @@ class NodeDefaults(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
+    cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
 
 
 class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -155,6 +173,7 @@ class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
+    cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
 
 
 class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -36,6 +36,7 @@ from supervisor.compaction import (
 )
 from supervisor.compaction_plan import OrderIndex, account_cut, plan_compaction
 from supervisor.compaction_scripts import digest, frame, unframe
+from supervisor.config.builtins import from_builtins
 from tests.supervisor.nautilus_cache import BASE_TS_NS, REPO, Scenario, load, populate, reconcile
 from tests.supervisor.private_redis import free_port, private_redis
 
@@ -204,12 +205,12 @@ def test_trader_keys_parse_only_the_shapes_nautilus_loads() -> None:
 
 
 def test_policy_decodes_like_a_fleet_yaml_section() -> None:
-    policy = msgspec.convert({"keep_closed": 5, "venue_window": 3600}, CompactionPolicy)
+    policy = from_builtins({"keep_closed": 5, "venue_window": "1h"}, CompactionPolicy)
     assert (policy.enabled, policy.keep_closed, policy.venue_window) == (True, 5, 3600.0)
     with pytest.raises(msgspec.ValidationError):
-        msgspec.convert({"keep_closed": -1}, CompactionPolicy)
+        from_builtins({"keep_closed": -1}, CompactionPolicy)
     with pytest.raises(msgspec.ValidationError):
-        msgspec.convert({"keep_closd": 1}, CompactionPolicy)
+        from_builtins({"keep_closd": 1}, CompactionPolicy)
 
 
 # -- pure: the plan ---------------------------------------------------------------------------------------
