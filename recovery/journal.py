@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from recovery.hub_api import DurableStore
-from recovery.strategy_errors import DurableWriteError
+from recovery.strategy_errors import StateWriteError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class DurableJournal:
         store: DurableStore,
         *,
         name: str,
-        on_failure: Callable[[DurableWriteError], None],
+        on_failure: Callable[[StateWriteError], None],
         attempts: int = 3,
         retry_delay: float = 0.05,
         close_grace: float = 2.0,
@@ -60,7 +60,7 @@ class DurableJournal:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = False
-        self.failure: DurableWriteError | None = None
+        self.failure: StateWriteError | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -163,7 +163,7 @@ class DurableJournal:
                 item.done.set_result(None)
             return
         self._fail(
-            DurableWriteError(f"durable write of {item.key!r} failed: {last!r}", detail={"key": item.key})
+            StateWriteError(f"durable write of {item.key!r} failed: {last!r}", detail={"key": item.key})
         )
         _settle(item.done, self.failure)
 
@@ -176,7 +176,7 @@ class DurableJournal:
         except Exception:  # an action is a strategy call; its failure must not stop later writes
             log.exception("journal %s: deferred action failed", self._name)
 
-    def _fail(self, error: DurableWriteError) -> None:
+    def _fail(self, error: StateWriteError) -> None:
         self.failure = error
         while self._queue:
             item = self._queue.popleft()

@@ -54,8 +54,8 @@ from recovery.protective import IntendedOrder, OpenOrder, Place, ProtectiveInten
 from recovery.protective_exec import ExecutionResult, ProtectiveExecutor
 from recovery.state import LoadedState, NoState, StateCodec
 from recovery.strategy_errors import (
-    DurableWriteError,
     ProtectiveOrderError,
+    StateWriteError,
     StrategyRecoveryError,
 )
 from recovery.warmup import await_warmup, plan_warmup
@@ -131,6 +131,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._delivered: frozenset[str] = frozenset()
         self._loaded_mirror: dict[str, bytes] = {}
         self._internal_submit = False
+        self._delivering = False
         self._watcher = OrderWatcher(self.order_status)
         self._journal: DurableJournal | None = None
         self._protective: ProtectiveExecutor | None = None
@@ -187,7 +188,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         if updated == self._state:
             return
         self._state = updated
-        self._persist_state()
+        if not self._delivering:  # during a missed-fill delivery the change goes out with its marker
+            self._persist_state()
         self._request_protective_sync()
 
     async def state_durable(self) -> None:
@@ -431,8 +433,13 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 protective_kind=None if parsed is None else parsed.kind,
                 realized_pnl=realized.get(record.key),
             )
-            self.on_missed_fill(missed)
-            # The delivered marker and whatever state the hook set go out in one write.
+            # Whatever state the hook sets and the delivered marker go out in one write: a crash before it
+            # redelivers the fill to a state without its effect, a crash after it never redelivers.
+            self._delivering = True
+            try:
+                self.on_missed_fill(missed)
+            finally:
+                self._delivering = False
             self._delivered = self._delivered | {record.key}
             await self._persist_state()
             effects.append(fill_effect(record, self.cache.instrument(event.instrument_id)))
@@ -546,7 +553,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 continue
             try:
                 result = await self._protective.execute(plan)
-            except DurableWriteError:
+            except StateWriteError:
                 return  # the journal reported it; the strategy has failed
             for action in result.actions:
                 self.log.info(f"protective: {action}")
@@ -854,7 +861,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 self._sid, str(exc), {"strategy": self._sid, **exc.detail}, fatal=exc.fatal
             )
 
-    def _on_journal_failure(self, error: DurableWriteError) -> None:
+    def _on_journal_failure(self, error: StateWriteError) -> None:
         self._fail(error)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -46,5 +46,5 @@ class ProtectiveOrderError(StrategyRecoveryError):
     """A protective order could not be placed, cancelled or confirmed."""
 
 
-class DurableWriteError(StrategyRecoveryError):
+class StateWriteError(StrategyRecoveryError):
     """A durable write (strategy state, protective ledger) was not acknowledged."""
