@@ -12,6 +12,7 @@ Order of effects, chosen so that a crash at any point converges to exactly one o
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,12 @@ RESUBMITTABLE = frozenset({"REJECTED", "DENIED"})
 _CONCURRENCY = 8
 
 
+class _Room(enum.Enum):
+    FREE = "free"  # the cache does not know the id: submit it
+    ALREADY_THERE = "already_there"  # the venue has it after all
+    BLOCKED = "blocked"  # cannot be submitted now (reported as a failure)
+
+
 class ProtectivePort(Protocol):
     """What the executor needs from the strategy (implemented by RecoverableStrategy)."""
 
@@ -51,6 +58,7 @@ class ProtectivePort(Protocol):
     def resolve_unsent(self, client_order_id: str) -> None: ...
     def purge_order(self, client_order_id: str) -> None: ...
     def cancel_protective(self, client_order_id: str) -> bool: ...
+    def close_position_at_market(self, instrument_id: str) -> str | None: ...
 
 
 @dataclass
@@ -58,6 +66,8 @@ class ExecutionResult:
     actions: list[RecoveryAction] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    # Positions closed at market because their stop/take-profit level was already crossed.
+    closed: list[dict[str, str]] = field(default_factory=list)
 
 
 class ProtectiveExecutor:
@@ -70,6 +80,7 @@ class ProtectiveExecutor:
         ledger_key: str,
         venue_of: Callable[[str], str],
         ack_timeout: float,
+        close_when_crossed: bool = True,
     ) -> None:
         self._port = port
         self._watcher = watcher
@@ -77,6 +88,7 @@ class ProtectiveExecutor:
         self.ledger_key = ledger_key
         self._venue_of = venue_of
         self._ack_timeout = ack_timeout
+        self._close_when_crossed = close_when_crossed
         self.ledger: dict[tuple[str, ProtectiveKind], LedgerEntry] = {}
         self._limit = asyncio.Semaphore(_CONCURRENCY)
 
@@ -127,41 +139,54 @@ class ProtectiveExecutor:
 
     async def _place(self, place: Place, result: ExecutionResult) -> bool:
         cid = place.client_order_id
-        instrument = place.intended.instrument_id
         async with self._limit:
-            status = self._port.order_status(cid)
-            if status in UNSENT:
-                # A crash before the request reached the venue: the venue does not list it (else the plan
-                # would have re-linked it). Resolve the record so that the same id can be sent again.
-                self._port.resolve_unsent(cid)
-                try:
-                    status = await self._wait(cid, RESUBMITTABLE | ACCEPTED_OR_BEYOND)
-                except TimeoutError:
-                    result.failures.append(f"{cid}: stale {status} record could not be resolved")
-                    return False
-                if status in ACCEPTED_OR_BEYOND:  # the venue's late answer won the race: it is there
-                    result.actions.append(
-                        self._action(
-                            ActionKind.PROTECTIVE_RELINKED,
-                            instrument,
-                            cid,
-                            place.intended.kind,
-                            f"late acknowledgement ({status})",
-                        )
-                    )
-                    return True
-            if status in RESUBMITTABLE:
-                self._port.purge_order(cid)
-                status = self._port.order_status(cid)
-            if status is not None:
-                result.failures.append(f"{cid}: the cache still knows it ({status}); not submitted again")
-                return False
+            room = await self._clear_cached_record(place, result)
+            if room is not _Room.FREE:
+                return room is _Room.ALREADY_THERE
             self._port.submit_protective(place)
             try:
                 status = await self._wait(cid, SETTLED_AFTER_SUBMIT)
             except TimeoutError:
                 result.failures.append(f"{cid}: no answer from the venue within {self._ack_timeout:g}s")
                 return False
+        return await self._placed(place, status, result)
+
+    async def _clear_cached_record(self, place: Place, result: ExecutionResult) -> _Room:
+        """Make sure the cache does not know the id before it is submitted (research 0.4)."""
+        cid = place.client_order_id
+        status = self._port.order_status(cid)
+        if status in UNSENT:
+            # A crash before the request reached the venue: the venue does not list it (else the plan would
+            # have re-linked it). Resolve the record so that the same id can be sent again.
+            self._port.resolve_unsent(cid)
+            try:
+                status = await self._wait(cid, RESUBMITTABLE | ACCEPTED_OR_BEYOND)
+            except TimeoutError:
+                result.failures.append(f"{cid}: stale {status} record could not be resolved")
+                return _Room.BLOCKED
+            if status in ACCEPTED_OR_BEYOND:  # the venue's late answer won the race: it is there
+                detail = f"late acknowledgement ({status})"
+                result.actions.append(
+                    self._action(
+                        ActionKind.PROTECTIVE_RELINKED,
+                        place.intended.instrument_id,
+                        cid,
+                        place.intended.kind,
+                        detail,
+                    )
+                )
+                return _Room.ALREADY_THERE
+        if status in RESUBMITTABLE:
+            self._port.purge_order(cid)
+            status = self._port.order_status(cid)
+        if status is not None:
+            result.failures.append(f"{cid}: the cache still knows it ({status}); not submitted again")
+            return _Room.BLOCKED
+        return _Room.FREE
+
+    async def _placed(self, place: Place, status: str, result: ExecutionResult) -> bool:
+        cid = place.client_order_id
+        instrument = place.intended.instrument_id
         if status in ACCEPTED_OR_BEYOND:
             detail = (
                 f"generation {place.generation}; {place.intended.side} {place.intended.quantity} "
@@ -176,8 +201,37 @@ class ProtectiveExecutor:
             result.actions.append(
                 self._action(ActionKind.DUPLICATE_REJECTED, instrument, cid, place.intended.kind, reason)
             )
+        elif self._close_when_crossed and _would_trigger(reason):
+            # The price is already past the level (it moved while the order was missing): do what the order
+            # would have done, close the position at market.
+            return await self._close_crossed(place, reason, result)
         result.failures.append(f"{cid}: {status}: {reason}")
         return False
+
+    async def _close_crossed(self, place: Place, reason: str, result: ExecutionResult) -> bool:
+        instrument = place.intended.instrument_id
+        close_cid = self._port.close_position_at_market(instrument)
+        if close_cid is None:
+            return True  # the position is already gone
+        try:
+            status = await self._wait(close_cid, SETTLED_AFTER_SUBMIT)
+        except TimeoutError:
+            result.failures.append(f"{instrument}: market close {close_cid} not confirmed")
+            return False
+        if status != "FILLED":
+            result.failures.append(
+                f"{instrument}: market close {close_cid} {status}: {self._port.order_reason(close_cid)}"
+            )
+            return False
+        result.closed.append(
+            {
+                "instrument": instrument,
+                "client_order_id": close_cid,
+                "because": f"{place.intended.kind.name} at {place.intended.trigger_price} already crossed",
+                "venue_said": reason,
+            }
+        )
+        return True
 
     async def _cancel(self, cancel: Cancel, result: ExecutionResult) -> None:
         cid = cancel.order.client_order_id
@@ -215,6 +269,11 @@ class ProtectiveExecutor:
 
 def _encode_ledger(ledger: Mapping[tuple[str, ProtectiveKind], LedgerEntry]) -> bytes:
     return msgspec.json.encode(ledger_to_builtins(ledger))
+
+
+def _would_trigger(reason: str) -> bool:
+    # Binance: -2021 "Order would immediately trigger." (the stop level is already crossed).
+    return "-2021" in reason or "immediately trigger" in reason.lower()
 
 
 def _is_duplicate(reason: str) -> bool:

@@ -50,7 +50,14 @@ from recovery.journal import DurableJournal
 from recovery.missed import FillRecord, pending_missed, prune_delivered, venue_sort_key
 from recovery.nautilus_views import fill_effect, fill_records, order_view, position_side
 from recovery.order_watch import OrderWatcher
-from recovery.protective import IntendedOrder, OpenOrder, Place, ProtectiveIntent, plan_protective
+from recovery.protective import (
+    IntendedOrder,
+    OpenOrder,
+    Place,
+    ProtectiveIntent,
+    ProtectivePlan,
+    plan_protective,
+)
 from recovery.protective_exec import ExecutionResult, ProtectiveExecutor
 from recovery.state import LoadedState, NoState, StateCodec
 from recovery.strategy_errors import (
@@ -85,6 +92,9 @@ class RecoverableStrategyConfig(StrategyConfig, kw_only=True, frozen=True):
     warmup_bars: NonNegativeInt = 0
     # Bound on each protective order's acknowledgement (accept/reject/cancel) from the venue.
     order_ack_timeout_secs: PositiveFloat = 10.0
+    # A protective order the venue refuses because its level is already crossed (the price moved while it was
+    # missing): close the position at market, as the order would have. False: fail recovery instead.
+    close_when_protective_crossed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
             ledger_key=self._key(LEDGER_KEY),
             venue_of=self._venue_of,
             ack_timeout=self._config.order_ack_timeout_secs,
+            close_when_crossed=self._config.close_when_protective_crossed,
         )
 
     @property
@@ -358,6 +369,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 {
                     "strategy": self._sid,
                     "actions": result.actions,
+                    "closed_positions": result.closed,
                     "stale_in_cache": result.stale,
                     "missed_fills": missed["fills"],
                     "balances": missed["balances"],
@@ -397,6 +409,13 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
             self._hub.request_trading_state(self._sid, "REDUCING")
         try:
             result = await self._protective.execute(plan)
+            if result.closed and not result.failures:
+                # Positions closed at market leave protective orders without a position: one more pass,
+                # from the cache (which now knows more than the venue's list taken at reconciliation).
+                again = await self._protective.execute(self._plan_from_cache())
+                result.actions.extend(again.actions)
+                result.failures.extend(again.failures)
+                result.closed.extend(again.closed)
         finally:
             if plan.changes_venue:
                 self._hub.request_trading_state(self._sid, "HALTED")
@@ -535,20 +554,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         assert self._protective is not None
         while self._sync_dirty and self._phase is _Phase.READY:
             self._sync_dirty = False
-            open_orders: list[OpenOrder] = [
-                order_view(o)
-                for o in (
-                    *self.cache.orders_open(strategy_id=self.id),
-                    *self.cache.orders_inflight(strategy_id=self.id),
-                )
-            ]
-            plan = plan_protective(
-                self._owner(),
-                self._intended_orders(),
-                open_orders,
-                self._protective.ledger,
-                self._cached_protective_statuses(),
-            )
+            plan = self._plan_from_cache()
             if not plan.changes_venue and dict(plan.ledger) == self._protective.ledger:
                 continue
             try:
@@ -559,6 +565,24 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 self.log.info(f"protective: {action}")
             for failure in result.failures:
                 self.on_protective_failed(failure)
+
+    def _plan_from_cache(self) -> ProtectivePlan:
+        """The plan against what the cache holds open or in flight (while trading, the cache is current)."""
+        assert self._protective is not None
+        open_orders: list[OpenOrder] = [
+            order_view(o)
+            for o in (
+                *self.cache.orders_open(strategy_id=self.id),
+                *self.cache.orders_inflight(strategy_id=self.id),
+            )
+        ]
+        return plan_protective(
+            self._owner(),
+            self._intended_orders(),
+            open_orders,
+            self._protective.ledger,
+            self._cached_protective_statuses(),
+        )
 
     def _intended_orders(self) -> list[IntendedOrder]:
         intents: list[IntendedOrder] = []
@@ -673,6 +697,26 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
 
     def purge_order(self, client_order_id: str) -> None:
         self.cache.purge_order(ClientOrderId(client_order_id), purge_from_database=True)
+
+    def close_position_at_market(self, instrument_id: str) -> str | None:
+        positions = self.cache.positions_open(
+            instrument_id=InstrumentId.from_str(instrument_id), strategy_id=self.id
+        )
+        if not positions:
+            return None
+        position = positions[0]
+        order = self.order_factory.market(
+            instrument_id=position.instrument_id,
+            order_side=OrderSide.SELL if position.is_long else OrderSide.BUY,
+            quantity=position.quantity,
+            reduce_only=True,
+        )
+        self._internal_submit = True
+        try:
+            self.submit_order(order, position_id=position.id)
+        finally:
+            self._internal_submit = False
+        return str(order.client_order_id.value)
 
     def cancel_protective(self, client_order_id: str) -> bool:
         order = self.cache.order(ClientOrderId(client_order_id))
