@@ -81,3 +81,17 @@ class VenueReconciliation:
 
     def orders_for(self, instrument_id: str) -> list[VenueOpenOrder]:
         return [order for order in self.open_orders if order.instrument_id == instrument_id]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VenueSnapshot:
+    """What one reconciliation fetch found at the venue, and what the client did with it."""
+
+    positions: list[VenuePosition]
+    open_orders: list[VenueOpenOrder]
+    symbols: list[str]  # venue symbols whose history was fetched
+    requests: int
+    seconds: float
+    rekeyed: list[str] = field(default_factory=list)  # triggered stops re-keyed to the cached order
+    rejected_inflight: list[str] = field(default_factory=list)  # cached in-flight orders the venue never saw
+    not_reported: list[str] = field(default_factory=list)  # venue orders nautilus cannot represent
