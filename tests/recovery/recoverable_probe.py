@@ -38,7 +38,7 @@ class RecoverableProbeConfig(RecoverableStrategyConfig, kw_only=True, frozen=Tru
     stop_move_price: str | None = None
     stop_move_to: str | None = None
     ema_period: int = 5
-    submit_during_setup: bool = False
+    submit_during_recovery: bool = False  # in on_setup and on the first warm-up bar (both while recovering)
 
 
 class ProbeState(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,12 +61,20 @@ class RecoverableProbe(RecoverableStrategy):
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.bar_type = BarType.from_str(f"{config.instrument_id}-1-MINUTE-LAST-EXTERNAL")
         self.ema = ExponentialMovingAverage(config.ema_period)
+        self._probe_submitted_warmup = False
 
     def on_setup(self) -> None:
         self.register_indicator_for_bars(self.bar_type, self.ema)
         self.subscribe_bars(self.bar_type)
         self.subscribe_trade_ticks(self.instrument_id)
-        if self.probe.submit_during_setup:
+        if self.probe.submit_during_recovery:
+            self.submit_order(self._market(OrderSide.BUY, Decimal(self.probe.trade_size)))
+
+    def on_historical_data(self, data: Any) -> None:
+        # Warm-up bars arrive while the strategy runs but recovery is not complete: the submit is denied and,
+        # unlike one from on_setup (the strategy is still STARTING), its OrderDenied reaches on_order_denied.
+        if self.probe.submit_during_recovery and not self._probe_submitted_warmup:
+            self._probe_submitted_warmup = True
             self.submit_order(self._market(OrderSide.BUY, Decimal(self.probe.trade_size)))
 
     def protective_orders(self, position: Any) -> Sequence[ProtectiveIntent]:
@@ -94,14 +102,14 @@ class RecoverableProbe(RecoverableStrategy):
     def on_trade_tick(self, tick: Any) -> None:
         if not self.recovery_ready:
             return
-        price = str(tick.price)
-        self.set_state(ticks=self.state.ticks + 1, last_price=price)
-        if self.probe.stop_move_price is not None and price == self.probe.stop_move_price:
+        price = Decimal(str(tick.price))
+        self.set_state(ticks=self.state.ticks + 1, last_price=str(price))
+        if self.probe.stop_move_price is not None and price == Decimal(self.probe.stop_move_price):
             self.set_state(stop_level=self.probe.stop_move_to)
         flat = not self.cache.positions_open(instrument_id=self.instrument_id, strategy_id=self.id)
         if (
             self.probe.entry_price is not None
-            and price == self.probe.entry_price
+            and price == Decimal(self.probe.entry_price)
             and flat
             and not self.state.entries
         ):

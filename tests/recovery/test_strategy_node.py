@@ -7,6 +7,7 @@ Redis holds (the strategy's state record), never by what the node says about its
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 
 from emulator.testing import EmulatorProcess
 from recovery.client_ids import Owner, ProtectiveKind, protective_client_order_id
+from tests.recovery.cache_reader import read_cache
 from tests.recovery.conftest import BTC, NodeLauncher, NodeProcess, node_spec
 from tests.recovery.recoverable_probe import CONFIG_PATH, PATH
 from tests.recovery.scenarios import until
@@ -75,8 +77,16 @@ async def open_position_with_protection(
             cid(trader_id, ProtectiveKind.TAKE_PROFIT),
         }
 
-    await until("the stop-loss and take-profit are open at the venue", protected)
+    await watch(node, "the stop-loss and take-profit are open at the venue", protected)
     return spec, node
+
+
+async def watch(node: NodeProcess, what: str, check: Any, timeout_s: float = 20.0) -> None:
+    """`until`, with the node's log in the failure message."""
+    try:
+        await until(what, check, timeout_s)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- node log ---\n{node.log_tail(80)}") from None
 
 
 def actions(node: NodeProcess, kind: str) -> list[dict[str, Any]]:
@@ -106,11 +116,17 @@ async def test_cold_start_initializes_fresh_state(
 async def test_an_order_submitted_during_recovery_is_denied(
     nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
 ) -> None:
-    node = await nodes.start(node_spec(venue, trader_id, [probe(entry_price=None, submit_during_setup=True)]))
+    """The probe submits a market order in on_setup and another on its first warm-up bar."""
+    node = await nodes.start(
+        node_spec(venue, trader_id, [probe(entry_price=None, submit_during_recovery=True)])
+    )
     await node.wait_ready()
     record = await state_record(redis_client, trader_id)
-    assert len(record["fields"]["denied"]) == 1
+    assert len(record["fields"]["denied"]) == 1  # the on_setup one is denied before hooks receive events
     assert record["fields"]["denied"][0].startswith("RECOVERING")
+    cached = await asyncio.to_thread(read_cache, trader_id)
+    mine = [o for o in cached.orders.values() if o.strategy_id == STRATEGY_ID]
+    assert [o.status for o in mine] == ["DENIED", "DENIED"]
     # Nothing reached the venue: no order of any kind was attempted, the account is still flat.
     assert await venue.admin.attempts() == {}
     assert await venue_position(venue) == 0
@@ -173,12 +189,12 @@ async def test_a_state_change_killed_right_after_is_there_after_restart(
 
     record = await state_record(redis_client, trader_id)
     assert record["fields"]["entries"] == 1
-    assert record["fields"]["last_price"] == ENTRY
+    assert Decimal(record["fields"]["last_price"]) == Decimal(ENTRY)
     again = await nodes.start(spec)
     await again.wait_ready()
     assert strategy_detail(again, "state_restored")["state_seq"] >= record["seq"]
     fields = (await state_record(redis_client, trader_id))["fields"]
-    assert (fields["entries"], fields["last_price"]) == (1, ENTRY)
+    assert (fields["entries"], Decimal(fields["last_price"])) == (1, Decimal(ENTRY))
     # It never entered twice: one position of 0.010, protected by one stop.
     assert await venue_position(venue) == Decimal("0.010")
     await until("the stop is open", lambda: _has_algos(venue, {cid(trader_id, ProtectiveKind.STOP_LOSS)}))
@@ -279,9 +295,9 @@ async def test_a_moved_stop_gets_a_new_generation_and_survives_a_restart(
     assert set(await open_algos(venue)) == {sl2, tp}
     attempts = await venue.admin.attempts()
     assert attempts[sl1]["accepted"] == 1 and attempts[sl2]["accepted"] == 1
-    ledger = json.loads(
-        await redis_client.get(f"trader-{trader_id}:general:recovery:{STRATEGY_ID}:protective")
-    )
+    raw_ledger = await redis_client.get(f"trader-{trader_id}:general:recovery:{STRATEGY_ID}:protective")
+    assert raw_ledger is not None
+    ledger = json.loads(raw_ledger)
     assert ledger[BTC]["SL"][0] == 2
 
 
