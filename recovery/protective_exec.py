@@ -22,7 +22,13 @@ import msgspec
 
 from recovery.client_ids import ProtectiveKind
 from recovery.journal import DurableJournal
-from recovery.order_watch import ACCEPTED_OR_BEYOND, SETTLED_AFTER_CANCEL, SETTLED_AFTER_SUBMIT, OrderWatcher
+from recovery.order_watch import (
+    ACCEPTED_OR_BEYOND,
+    ENDED,
+    SETTLED_AFTER_CANCEL,
+    SETTLED_AFTER_SUBMIT,
+    OrderWatcher,
+)
 from recovery.protective import (
     NAUTILUS_ORDER_TYPE,
     Cancel,
@@ -214,7 +220,7 @@ class ProtectiveExecutor:
         if close_cid is None:
             return True  # the position is already gone
         try:
-            status = await self._wait(close_cid, SETTLED_AFTER_SUBMIT)
+            status = await self._wait(close_cid, ENDED)
         except TimeoutError:
             result.failures.append(f"{instrument}: market close {close_cid} not confirmed")
             return False

@@ -948,4 +948,5 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
 def _to_tick(price: Decimal, increment: Decimal) -> Decimal:
     """The nearest multiple of the instrument's tick: the venue rejects anything else, and the fingerprint
     must not change with digits the venue would never keep."""
-    return ((price / increment).to_integral_value() * increment).normalize()
+    rounded = ((price / increment).to_integral_value() * increment).normalize()
+    return Decimal(format(rounded, "f"))  # 65100, not 6.51E+4 (reports and logs are read by people)

@@ -357,3 +357,93 @@ async def test_undecodable_state_is_fatal_names_the_key_and_deletes_nothing(
     assert key in again.fatal["X_FATAL"] or key in json.dumps(again.messages)
     assert not again.ready
     assert await redis_client.get(key) == corrupt
+
+
+async def _delete_trader_keys(redis_client: aioredis.Redis, trader_id: str) -> int:
+    keys = [k async for k in redis_client.scan_iter(match=f"trader-{trader_id}:*")]
+    return int(await redis_client.delete(*keys)) if keys else 0
+
+
+async def test_lost_cache_adopts_the_venue_stops_by_their_ids_without_placing_new_ones(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """Redis loses everything of this trader (state, ledger, orders, positions) while the venue still holds
+    the position and both protective orders: the claimed instrument comes back, the stops are recognised by
+    their derived ids and kept, nothing is placed twice, and the missing state is reported, not hidden."""
+    spec, node = await open_position_with_protection(nodes, venue, trader_id)
+    sl, tp = cid(trader_id, ProtectiveKind.STOP_LOSS), cid(trader_id, ProtectiveKind.TAKE_PROFIT)
+    await node.kill()
+    assert await _delete_trader_keys(redis_client, trader_id) > 0
+
+    again = await nodes.start(spec)
+    await again.wait_ready()
+    assert again.detail("reconciled")["lost_cache"] is True
+    restored = strategy_detail(again, "state_restored")
+    assert (restored["path"], restored["state"], restored["lost_cache"]) == ("restored", "absent", True)
+    assert {a["client_order_id"] for a in actions(again, "protective_relinked")} == {sl, tp}
+    assert actions(again, "protective_placed") == []
+    assert set(await open_algos(venue)) == {sl, tp}
+    attempts = await venue.admin.attempts()
+    assert attempts[sl]["attempts"] == 1 and attempts[tp]["attempts"] == 1
+
+
+async def test_outside_partial_close_while_down_resizes_both_protective_orders(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """Someone sells 0.004 of the 0.010 while the node is down: after recovery the stop-loss and take-profit
+    cover 0.006 under a new generation, the old ones are gone, and the outside fill reached the strategy."""
+    spec, node = await open_position_with_protection(nodes, venue, trader_id)
+    await node.kill()
+    await venue.admin.place_order(
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "MARKET",
+            "quantity": "0.004",
+            "newClientOrderId": "outside-1",
+        }
+    )
+    assert await venue_position(venue) == Decimal("0.006")
+
+    again = await nodes.start(spec)
+    await again.wait_ready()
+    sl2, tp2 = cid(trader_id, ProtectiveKind.STOP_LOSS, 2), cid(trader_id, ProtectiveKind.TAKE_PROFIT, 2)
+    algos = await open_algos(venue)
+    assert set(algos) == {sl2, tp2}
+    assert {Decimal(a["quantity"]) for a in algos.values()} == {Decimal("0.006")}
+    assert {a["client_order_id"] for a in actions(again, "protective_placed")} == {sl2, tp2}
+    cancelled = {a["client_order_id"] for a in actions(again, "protective_cancelled")}
+    assert cancelled == {cid(trader_id, ProtectiveKind.STOP_LOSS), cid(trader_id, ProtectiveKind.TAKE_PROFIT)}
+    missed = strategy_detail(again, "orders_restored")["missed_fills"]
+    assert [(m["side"], Decimal(m["quantity"]), m["protective"]) for m in missed] == [
+        ("SELL", Decimal("0.004"), None)
+    ]
+
+
+async def test_a_stop_level_crossed_while_its_order_was_missing_closes_the_position(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """The node died before its stop reached the venue and the price fell through the stop level meanwhile:
+    the venue refuses the stop (it would trigger at once), so recovery closes the position at market, as the
+    stop would have, and the take-profit left without a position is cancelled."""
+    sl, tp = cid(trader_id, ProtectiveKind.STOP_LOSS), cid(trader_id, ProtectiveKind.TAKE_PROFIT)
+    spec = node_spec(venue, trader_id, [probe()])
+    node = await nodes.start(spec)
+    await node.wait_ready()
+    await venue.admin.hang("/fapi/v1/algoOrder", hang_ms=60_000, count=2, method="POST")
+    await venue.admin.set_price("BTCUSDT", ENTRY)
+    await watch(node, "both protective requests hang", lambda: _no_faults(venue))
+    await watch(
+        node,
+        "both are submitted in the cache",
+        lambda: _submitted_in_cache(redis_client, trader_id, [sl, tp]),
+    )
+    await node.kill()
+    await venue.admin.set_price("BTCUSDT", "55000.0")  # below the 55,100 stop
+
+    again = await nodes.start(spec)
+    await again.wait_ready()
+    detail = strategy_detail(again, "orders_restored")
+    assert [c["instrument"] for c in detail["closed_positions"]] == [BTC]
+    assert await venue_position(venue) == 0
+    assert await open_algos(venue) == {}
