@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -146,6 +147,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._journal: DurableJournal | None = None
         self._protective: ProtectiveExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_dirty = False
         # Warm-up: indicators by bar type, bar subscriptions held back until their history is in.
@@ -200,8 +203,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
             return
         self._state = updated
         if not self._delivering:  # during a missed-fill delivery the change goes out with its marker
-            self._persist_state()
-        self._request_protective_sync()
+            self._on_loop(self._persist_state)
+        self._on_loop(self._request_protective_sync)
 
     async def state_durable(self) -> None:
         """Wait until every state change so far is in Redis (for code that wants to await it explicitly)."""
@@ -212,7 +215,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
 
     def refresh_protective(self) -> None:
         """Re-apply `protective_orders` to all open positions (also done on position and state changes)."""
-        self._request_protective_sync()
+        self._on_loop(self._request_protective_sync)
 
     # ------------------------------------------------------------------------------------------------------
     # Hooks for subclasses (all optional)
@@ -270,6 +273,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
             self.log.error(f"{self._sid} refuses to trade: {self._failure}")
             return
         self._phase = _Phase.RECOVERING
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._hub.attach(self._sid)
         self._journal.start()
         self.msgbus.subscribe(topic=f"events.order.{self._sid}", handler=self._watcher.on_order_event)
@@ -739,6 +744,11 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         if self._internal_submit:
             Strategy.submit_order(self, order, position_id, client_id, params)
             return
+        if self._off_loop():
+            # From a timer thread: decide on the loop, in order with the state writes queued before it.
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self.submit_order, order, position_id, client_id, params)
+            return
         refusal = self._refusal()
         if refusal is not None:
             self._deny(order, refusal)
@@ -769,6 +779,12 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         client_id: Any = None,
         params: dict[str, object] | None = None,
     ) -> None:
+        if self._off_loop():
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(
+                self.submit_order_list, order_list, position_id, client_id, params
+            )
+            return
         refusal = self._refusal()
         if refusal is not None:
             for order in order_list.orders:
@@ -889,10 +905,24 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
     # Plumbing
 
     def _persist_state(self) -> asyncio.Future[None]:
+        """Queue the current state for a durable write (on the loop thread; see `_on_loop`)."""
         assert self._journal is not None
         self._state_seq += 1
         data = self._codec.encode(self._state, seq=self._state_seq, delivered=self._delivered)
         return self._journal.write(self._key(STATE_KEY), data)
+
+    def _on_loop(self, action: Callable[[], object]) -> bool:
+        """Run `action` now when on the node's loop thread, else hand it to the loop: nautilus may run timer
+        callbacks on other threads, and the journal and the tasks belong to the loop. True if run now."""
+        if not self._off_loop():
+            action()
+            return True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(action)
+        return False
+
+    def _off_loop(self) -> bool:
+        return self._loop is not None and threading.get_ident() != self._loop_thread
 
     def _fail(self, exc: StrategyRecoveryError) -> None:
         if self._phase is _Phase.FAILED:

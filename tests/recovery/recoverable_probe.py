@@ -13,6 +13,7 @@ strategy saw from Redis.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +39,7 @@ class RecoverableProbeConfig(RecoverableStrategyConfig, kw_only=True, frozen=Tru
     stop_move_price: str | None = None
     stop_move_to: str | None = None
     ema_period: int = 5
+    entry_by_timer: bool = False  # enter from a clock alert once ready (nautilus runs it on another thread)
     submit_during_recovery: bool = False  # in on_setup and on the first warm-up bar (both while recovering)
 
 
@@ -50,6 +52,7 @@ class ProbeState(msgspec.Struct, frozen=True, kw_only=True):
     denied: list[str] = []  # reasons of denied orders
     ema_count_at_entry: int = -1  # bars the EMA had seen when the entry was submitted
     ema_count_at_ready: int = -1  # ... when trading was allowed
+    timer_thread: bool = False
 
 
 class RecoverableProbe(RecoverableStrategy):
@@ -91,6 +94,13 @@ class RecoverableProbe(RecoverableStrategy):
 
     def on_ready(self) -> None:
         self.set_state(ema_count_at_ready=self.ema.count)
+        if self.probe.entry_by_timer and not self.state.entries:
+            alert_at = self.clock.utc_now() + timedelta(milliseconds=100)
+            self.clock.set_time_alert("probe-entry", alert_at, callback=self._timer_entry)
+
+    def _timer_entry(self, event: Any) -> None:
+        self.set_state(entries=self.state.entries + 1, ema_count_at_entry=self.ema.count, timer_thread=True)
+        self.submit_order(self._market(OrderSide.BUY, Decimal(self.probe.trade_size)))
 
     def on_missed_fill(self, missed: MissedFill) -> None:
         kind = missed.protective_kind.value if missed.protective_kind else "-"

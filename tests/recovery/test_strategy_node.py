@@ -447,3 +447,18 @@ async def test_a_stop_level_crossed_while_its_order_was_missing_closes_the_posit
     assert [c["instrument"] for c in detail["closed_positions"]] == [BTC]
     assert await venue_position(venue) == 0
     assert await open_algos(venue) == {}
+
+
+async def test_state_and_orders_from_a_timer_callback_thread(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """nautilus runs clock alerts on another thread: a state change and an entry made there still go out in
+    order (state durable first), and the position gets its protective orders."""
+    spec = node_spec(venue, trader_id, [probe(entry_price=None, entry_by_timer=True)])
+    node = await nodes.start(spec)
+    await node.wait_ready()
+    sl, tp = cid(trader_id, ProtectiveKind.STOP_LOSS), cid(trader_id, ProtectiveKind.TAKE_PROFIT)
+    await watch(node, "the timer's entry is protected", lambda: _has_algos(venue, {sl, tp}))
+    fields = (await state_record(redis_client, trader_id))["fields"]
+    assert (fields["entries"], fields["timer_thread"]) == (1, True)
+    assert await venue_position(venue) == Decimal("0.010")
