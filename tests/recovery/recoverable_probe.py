@@ -107,6 +107,8 @@ class RecoverableProbe(RecoverableStrategy):
         self.set_state(missed=[*self.state.missed, f"{missed.fill.trade_id}:{kind}"])
 
     def on_order_denied(self, event: Any) -> None:
+        if self.state is None:  # not restored: no recovery hub (a plain nautilus node)
+            return
         self.set_state(denied=[*self.state.denied, str(event.reason)])
 
     def on_trade_tick(self, tick: Any) -> None:

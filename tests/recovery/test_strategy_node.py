@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ import redis.asyncio as aioredis
 from emulator.testing import EmulatorProcess
 from recovery.client_ids import Owner, ProtectiveKind, protective_client_order_id
 from tests.recovery.cache_reader import read_cache
-from tests.recovery.conftest import BTC, NodeLauncher, NodeProcess, node_spec
+from tests.recovery.conftest import BTC, REPO, NodeLauncher, NodeProcess, node_spec
 from tests.recovery.recoverable_probe import CONFIG_PATH, PATH
 from tests.recovery.scenarios import until
 
@@ -462,3 +465,33 @@ async def test_state_and_orders_from_a_timer_callback_thread(
     fields = (await state_record(redis_client, trader_id))["fields"]
     assert (fields["entries"], fields["timer_thread"]) == (1, True)
     assert await venue_position(venue) == Decimal("0.010")
+
+
+async def test_without_the_recovery_node_it_refuses_to_trade_and_says_why(
+    venue: EmulatorProcess, trader_id: str, workdir: Path
+) -> None:
+    """In a plain nautilus TradingNode (nobody binds a hub) the strategy runs but denies every order."""
+    spec_path = workdir / "plain.json"
+    spec_path.write_text(json.dumps(node_spec(venue, trader_id, [probe(entry_price=None)])))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO / "tests" / "recovery" / "plain_node_program.py"),
+        str(spec_path),
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "EMU_API_KEY": venue.api_key,
+            "EMU_API_SECRET": venue.api_secret,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()[-3000:]
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["running"] is True and result["ready"] is False
+    assert result["refusal"].startswith("NO_RECOVERY_HUB")
+    assert (result["status"], result["reason"].split(":")[0]) == ("DENIED", "NO_RECOVERY_HUB")
+    assert "refuses to trade" in err.decode() + out.decode()
+    assert await venue.admin.attempts() == {}
