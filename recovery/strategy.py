@@ -150,6 +150,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._sync_task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._sync_dirty = False
         # Warm-up: indicators by bar type, bar subscriptions held back until their history is in.
         self._warm_indicators: dict[str, tuple[BarType, list[Indicator]]] = {}
@@ -308,10 +309,23 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
     def on_stop(self) -> None:
         if self._phase is not _Phase.FAILED:
             self._phase = _Phase.STOPPED
-        for task in list(self._tasks):
+        if self._loop is None:
+            return
+        self.msgbus.unsubscribe(topic=f"events.order.{self._sid}", handler=self._watcher.on_order_event)
+        self.msgbus.unsubscribe(topic=f"events.position.{self._sid}", handler=self._on_position_event)
+        self.msgbus.unsubscribe(topic="events.risk", handler=self._on_risk_event)
+        # on_stop is synchronous: the wind-down (cancel and await our tasks, let queued state writes finish
+        # within the journal's grace) runs as a task while nautilus completes its stop on the same loop.
+        self._closing = self._loop.create_task(self._wind_down(), name=f"recovery.strategy[{self._sid}].stop")
+
+    async def _wind_down(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        if self._journal is not None and self._journal.busy:
-            self.log.warning(f"{self._sid}: stopping with state writes in flight")
+        if tasks:
+            await asyncio.wait(tasks)
+        if self._journal is not None:
+            await self._journal.aclose()
 
     def on_dispose(self) -> None:
         if self._journal is not None:
@@ -557,19 +571,27 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
 
     async def _sync_protective(self) -> None:
         assert self._protective is not None
-        while self._sync_dirty and self._phase is _Phase.READY:
-            self._sync_dirty = False
-            plan = self._plan_from_cache()
-            if not plan.changes_venue and dict(plan.ledger) == self._protective.ledger:
-                continue
-            try:
+        try:
+            while self._sync_dirty and self._phase is _Phase.READY:
+                self._sync_dirty = False
+                plan = self._plan_from_cache()
+                if not plan.changes_venue and dict(plan.ledger) == self._protective.ledger:
+                    continue
                 result = await self._protective.execute(plan)
-            except StateWriteError:
-                return  # the journal reported it; the strategy has failed
-            for action in result.actions:
-                self.log.info(f"protective: {action}")
-            for failure in result.failures:
-                self.on_protective_failed(failure)
+                for action in result.actions:
+                    self.log.info(f"protective: {action}")
+                for failure in result.failures:
+                    self.on_protective_failed(failure)
+        except asyncio.CancelledError:
+            raise
+        except StateWriteError:
+            return  # the journal has reported it: the strategy failed
+        except StrategyRecoveryError as exc:
+            self._fail(exc)
+        except (
+            Exception
+        ) as exc:  # e.g. protective_orders() raised: positions may be unprotected, stop trading
+            self._fail(StrategyRecoveryError(f"{type(exc).__name__} keeping protective orders: {exc}"))
 
     def _plan_from_cache(self) -> ProtectivePlan:
         """The plan against what the cache holds open or in flight (while trading, the cache is current)."""
