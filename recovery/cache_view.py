@@ -80,7 +80,7 @@ def position_parts(
             PositionPart(
                 instrument_id=instrument,
                 signed_qty=Decimal(str(p.signed_decimal_qty())),
-                avg_px_open=Decimal(str(p.avg_px_open)),
+                avg_px_open=_price(cache, p),
                 realized_pnl=Decimal(str(p.realized_pnl.as_decimal()))
                 if p.realized_pnl is not None
                 else Decimal(0),
@@ -90,6 +90,15 @@ def position_parts(
             )
         )
     return parts
+
+
+def _price(cache: Any, position: Any) -> Decimal:
+    """The average entry price at the instrument's price precision (nautilus keeps it as a float)."""
+    value = Decimal(str(position.avg_px_open))
+    instrument = cache.instrument(position.instrument_id)
+    if instrument is None:
+        return value
+    return value.quantize(Decimal(1).scaleb(-instrument.price_precision))
 
 
 def _money(value: Any) -> Decimal:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from recovery import cache_view, postcheck
+from recovery import cache_view
 from recovery.build import CLIENT_NAME, Credentials, build_node_config
 from recovery.durable import DurableStore
 from recovery.errors import (
@@ -38,11 +38,12 @@ from recovery.errors import (
     StartupTimeoutError,
 )
 from recovery.hub import RecoveryHub, TradingStateName
+from recovery.judge import Judgement, judge, venue_view_from_reports
 from recovery.phases import CACHE_LOADED, RECONCILE_FAILED, RECONCILED, RECOVERY_FAILED, PhaseReporter
 from recovery.positions_hash import PositionsHash, aggregate
 from recovery.ratelimit import LocalRequestLimiter, RequestLimiter
 from recovery.spec import NodeRun, Timeouts, node_instruments, parse_redis_url, timeouts_for
-from recovery.venue import VenueOpenOrder, VenuePosition, VenueReconciliation, VenueSnapshot
+from recovery.venue import VenuePosition, VenueSnapshot
 from supervisor.notify import EXIT_FATAL, Notifier
 from supervisor.secrets import SecretUnavailableError, resolve_secret
 
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1  # recovery failed; a restart (after backoff) may succeed
 ACCOUNT_ID = f"{CLIENT_NAME}-USDT_FUTURES-master"
-_OPEN_STATUSES = frozenset({"ACCEPTED", "TRIGGERED", "PARTIALLY_FILLED", "PENDING_UPDATE", "PENDING_CANCEL"})
 
 
 class Stage(enum.Enum):
@@ -142,7 +142,9 @@ class NodeLifecycle:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + float(self.run_spec.node.ready_timeout)
+        # The supervisor's ready deadline runs from the spawn, not from here (imports take a second or two).
+        since_spawn = max(0.0, (time.monotonic_ns() - self.phases.started_mono_ns) / 1e9)
+        self._deadline = loop.time() + float(self.run_spec.node.ready_timeout) - since_spawn
         self._install_signal_handlers()
         clean = False
         try:
@@ -292,6 +294,7 @@ class NodeLifecycle:
                     observer=self,
                     scope=sorted(self._instruments),
                     request_timeout=max(1.0, min(10.0, timeouts.reconcile * 0.5)),
+                    max_rate_limit_wait=timeouts.reconcile * 0.6,
                 ),
             )
         node.build()
@@ -469,8 +472,12 @@ class NodeLifecycle:
         self._snapshot = snapshot
         self._last_venue_positions = snapshot.positions
 
-    def reconciliation_failed(self, error: BaseException) -> None:
+    def reconciliation_failed(
+        self, error: BaseException, venue_positions: list[VenuePosition] | None
+    ) -> None:
         self._fetch_error = error
+        if venue_positions is not None:
+            self._last_venue_positions = venue_positions
 
     def resync_failed(self, error: BaseException) -> None:
         self._runtime_failed(f"re-sync with the venue after a user stream reconnect failed: {error}")
@@ -483,7 +490,7 @@ class NodeLifecycle:
         re-sync) is checked the same way while trading."""
         key = mass_status.id.value
         self._publications[key] = self._publications.get(key, 0) + 1
-        if self.stage is Stage.RECONCILING:
+        if self.stage in (Stage.CONNECTING, Stage.RECONCILING):  # (stock client: connect seen by polling)
             if self._publications[key] == 1:
                 return
             self._check_startup(mass_status)
@@ -492,184 +499,72 @@ class NodeLifecycle:
 
     def _check_startup(self, mass_status: Any) -> None:
         at = self.phases.stamp()
-        rec, detail, mismatches = self._evaluate(mass_status)
-        if mismatches:
-            diff = [m.as_dict() for m in mismatches]
+        verdict = self._judge(mass_status)
+        if verdict.mismatches:
+            diff = [m.as_dict() for m in verdict.mismatches]
+            text = "; ".join(str(m) for m in verdict.mismatches)
             self.phases.phase(
                 RECONCILE_FAILED,
-                {**detail, "mismatches": diff, "reason": "cache differs from the venue after reconciliation"},
+                {
+                    **verdict.detail,
+                    "mismatches": diff,
+                    "reason": "cache differs from the venue after reconciliation",
+                },
                 at=at,
-                status="reconciliation failed: " + "; ".join(str(m) for m in mismatches),
+                status=f"reconciliation failed: {text}"[:200],
             )
             self._failure_reported = True
+            # Raised inside nautilus' start (from its report publication): the trader never starts.
             raise ReconciliationMismatchError(
-                "after reconciliation the cache differs from the venue: "
-                + "; ".join(str(m) for m in mismatches),
-                {"mismatches": diff},
+                f"after reconciliation the cache differs from the venue: {text}", {"mismatches": diff}
             )
-        assert self.hub is not None and self._summary is not None
-        self.hub.reconciliation[self.run_spec.venue_name] = rec
-        self.hub.lost_cache = bool(detail.get("lost_cache"))
-        self.phases.phase(RECONCILED, detail, at=at, status="reconciled")
+        assert self.hub is not None
+        self.hub.reconciliation[self.run_spec.venue_name] = verdict.reconciliation
+        self.hub.lost_cache = verdict.lost_cache
+        self.phases.phase(RECONCILED, verdict.detail, at=at, status="reconciled")
         self._sync_positions_hash()
         self._reconciled.set()
 
     def _check_runtime(self, mass_status: Any) -> None:
-        _, _, mismatches = self._evaluate(mass_status)
+        verdict = self._judge(mass_status)
         self._sync_positions_hash()
-        if mismatches:
-            self._runtime_failed(
-                "cache differs from the venue after a re-sync: " + "; ".join(str(m) for m in mismatches)
-            )
+        if verdict.mismatches:
+            text = "; ".join(str(m) for m in verdict.mismatches)
+            self._runtime_failed(f"cache differs from the venue after a re-sync: {text}")
 
-    def _evaluate(
-        self, mass_status: Any
-    ) -> tuple[VenueReconciliation, dict[str, Any], list[postcheck.Mismatch]]:
+    def _judge(self, mass_status: Any) -> Judgement:
         from nautilus_trader.model.identifiers import AccountId
 
         assert self._summary is not None
-        cache = self._node.cache
-        account = AccountId(ACCOUNT_ID)
-        positions, open_orders = self._venue_view(mass_status)
-        venue_net = {p.instrument_id: p.signed_qty for p in positions}
-        scope = self._scope()
-        before = {k: v for k, v in self._summary.net.items() if scope(k)}
-        after = {k: v for k, v in cache_view.net_positions(cache, account).items() if scope(k)}
-        after_external = cache_view.net_positions(cache, account, external_only=True)
-        synthetic = self._synthetic_fills()
-        lost_cache = self._summary.empty and bool(venue_net or open_orders)
-        discrepancies = postcheck.discrepancies(
+        if self._snapshot is not None:
+            positions, open_orders = self._snapshot.positions, self._snapshot.open_orders
+        else:
+            positions, open_orders = venue_view_from_reports(mass_status, self._in_scope)
+            self._last_venue_positions = positions
+        return judge(
             venue_name=self.run_spec.venue_name,
-            before=before,
-            venue=venue_net,
-            after=after,
-            after_external=after_external,
-            synthetic=[a["instrument"] for a in synthetic],
-            lost_cache=lost_cache,
-        )
-        mismatches = postcheck.mismatches(after, venue_net)
-        balances_after = cache_view.balances(cache, account)
-        rec = VenueReconciliation(
-            venue=self.run_spec.venue_name,
+            cache=self._node.cache,
+            account_id=AccountId(ACCOUNT_ID),
+            summary=self._summary,
             positions=positions,
             open_orders=open_orders,
-            discrepancies=[dict(d) for d in discrepancies],
-            balances_before=self._summary.balances,
-            balances_after=balances_after,
-            actions=synthetic,
+            in_scope=self._in_scope,
+            fills=self._reconcile_fills,
+            snapshot=self._snapshot,
         )
-        snapshot = self._snapshot
-        detail: dict[str, Any] = {
-            "venue": self.run_spec.venue_name,
-            "result": "unresolved"
-            if mismatches or any(not d["resolved"] for d in discrepancies)
-            else ("resolved" if discrepancies else "matched"),
-            "positions": [
-                {"instrument": p.instrument_id, "side": p.side, "quantity": str(p.quantity)}
-                for p in positions
-            ],
-            "discrepancies": [dict(d) for d in discrepancies],
-            "open_orders": len(open_orders),
-            "balances_before": self._summary.balances,
-            "balances_after": balances_after,
-            "lost_cache": lost_cache,
-            "missed_fills": sum(1 for f in self._reconcile_fills if not _synthetic_trade(f)),
-        }
-        if synthetic:
-            detail["actions"] = synthetic
-        if snapshot is not None:
-            detail.update(
-                requests=snapshot.requests,
-                fetch_ms=round(snapshot.seconds * 1000, 1),
-                symbols=len(snapshot.symbols),
-                rekeyed=snapshot.rekeyed,
-                rejected_inflight=snapshot.rejected_inflight,
-                not_reported=snapshot.not_reported,
-            )
-        if lost_cache:
-            log.warning(
-                "the cache is empty but the venue is not: %d positions, %d open orders on this node's "
-                "instruments; instruments a strategy claims are adopted, others stay EXTERNAL",
-                len(positions),
-                len(open_orders),
-            )
-        for d in discrepancies:
-            log.warning(
-                "discrepancy %s %s: cached %s, venue %s -> %s",
-                d["kind"],
-                d["instrument"],
-                d.get("cached_qty"),
-                d.get("venue_qty"),
-                d.get("resolution"),
-            )
-        return rec, detail, mismatches
 
-    def _scope(self) -> Any:
-        cached = set(self._summary.net) if self._summary is not None else set()
-        instruments = self._instruments
-
-        def in_scope(instrument: str) -> bool:
-            return not instruments or instrument in instruments or instrument in cached
-
-        return in_scope
-
-    def _venue_view(self, mass_status: Any) -> tuple[list[VenuePosition], list[VenueOpenOrder]]:
-        """The venue's positions and open orders: our client's snapshot, or (stock client) the reports."""
-        if self._snapshot is not None:
-            return self._snapshot.positions, self._snapshot.open_orders
-        scope = self._scope()
-        positions = []
-        for instrument_id, reports in mass_status.position_reports.items():
-            qty = sum((Decimal(str(r.signed_decimal_qty)) for r in reports), Decimal(0))
-            if qty != 0 and scope(str(instrument_id)):
-                avg = reports[-1].avg_px_open
-                positions.append(
-                    VenuePosition(
-                        instrument_id=str(instrument_id), signed_qty=qty, avg_px=Decimal(str(avg or 0))
-                    )
-                )
-        from nautilus_trader.model.enums import order_side_to_str, order_status_to_str, order_type_to_str
-
-        orders = [
-            VenueOpenOrder(
-                client_order_id=r.client_order_id.value if r.client_order_id else "",
-                venue_order_id=r.venue_order_id.value,
-                instrument_id=str(r.instrument_id),
-                side=order_side_to_str(r.order_side),
-                order_type=order_type_to_str(r.order_type),
-                quantity=Decimal(str(r.quantity)) - Decimal(str(r.filled_qty)),
-                trigger_price=Decimal(str(r.trigger_price)) if r.trigger_price is not None else None,
-                reduce_only=bool(r.reduce_only),
-            )
-            for r in mass_status.order_reports.values()
-            if order_status_to_str(r.order_status) in _OPEN_STATUSES and scope(str(r.instrument_id))
-        ]
-        self._last_venue_positions = positions
-        return positions, orders
+    def _in_scope(self, instrument: str) -> bool:
+        """This node's instruments, and whatever its cache held (no strategy declares: everything)."""
+        cached = self._summary.net if self._summary is not None else {}
+        return not self._instruments or instrument in self._instruments or instrument in cached
 
     def _on_order_event(self, event: Any) -> None:
-        if self.stage is Stage.RECONCILING and type(event).__name__ == "OrderFilled" and event.reconciliation:
+        if (
+            self.stage in (Stage.CONNECTING, Stage.RECONCILING)
+            and type(event).__name__ == "OrderFilled"
+            and event.reconciliation
+        ):
             self._reconcile_fills.append(event)
-
-    def _synthetic_fills(self) -> list[dict[str, Any]]:
-        """Fills nautilus invented during this reconciliation (no venue trade behind them)."""
-        actions = []
-        for fill in self._reconcile_fills:
-            if not _synthetic_trade(fill):
-                continue
-            order = self._node.cache.order(fill.client_order_id)
-            actions.append(
-                {
-                    "action": "synthetic_fill",
-                    "venue": self.run_spec.venue_name,
-                    "instrument": str(fill.instrument_id),
-                    "client_order_id": fill.client_order_id.value,
-                    "order_type": str(order.order_type.name) if order is not None else "",
-                    "detail": f"{fill.order_side.name} {fill.last_qty} @ {fill.last_px} "
-                    f"(trade {fill.trade_id})",
-                }
-            )
-        return actions
 
     # ---- positions hash ------------------------------------------------------------------------------------
 
@@ -696,28 +591,29 @@ class NodeLifecycle:
     # ---- while trading -------------------------------------------------------------------------------------
 
     async def _serve(self) -> bool:
-        """Until a stop request (True: clean) or a failure while trading (False)."""
+        """Until a stop request (True: clean) or a failure while trading (False; a strategy's fatal failure
+        raises SpecError: X_FATAL and exit 78)."""
         assert self.hub is not None
         loop = asyncio.get_running_loop()
-        waiters = {
-            loop.create_task(self._stop_requested.wait(), name="node.serve[stop]"): "stop",
-            loop.create_task(self._runtime_failure.wait(), name="node.serve[failure]"): "failure",
-            loop.create_task(self.hub.wait_failure(), name="node.serve[strategy]"): "strategy",
-        }
+        stop = loop.create_task(self._stop_requested.wait(), name="node.serve[stop]")
+        failure = loop.create_task(self._runtime_failure.wait(), name="node.serve[failure]")
+        strategy = loop.create_task(self.hub.wait_failure(), name="node.serve[strategy]")
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([stop, failure, strategy], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in waiters:
+            for task in (stop, failure, strategy):
                 task.cancel()
-        what = {waiters[t] for t in done}
-        if "stop" in what:
+        if stop in done:
             return True
-        if "strategy" in what:
-            failure = self.hub.outcome if self.hub.outcome and not self.hub.outcome.ready else None
-            reason = failure.reason if failure else self._runtime_reason
-            self._runtime_reason = self._runtime_reason or f"a strategy failed while trading: {reason}"
+        if strategy in done:
+            outcome = strategy.result()
+            self._runtime_reason = f"strategy {outcome.strategy_id} failed while trading: {outcome.reason}"
+            if outcome.fatal:
+                raise SpecError(
+                    self._runtime_reason, {"strategy": outcome.strategy_id, **dict(outcome.detail)}
+                )
         log.error("stopping: %s", self._runtime_reason)
-        self.phases.status(f"failed while trading: {self._runtime_reason}")
+        self.phases.status(f"failed while trading: {self._runtime_reason}"[:200])
         return False
 
     def _runtime_failed(self, reason: str) -> None:
@@ -816,11 +712,6 @@ class NodeLifecycle:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
         self.phases.notifier.close()
-
-
-def _synthetic_trade(fill: Any) -> bool:
-    """Venue trade ids are numbers; nautilus' inferred reconciliation trades are not."""
-    return not fill.trade_id.value.isdigit()
 
 
 def _json(detail: Mapping[str, Any]) -> str:

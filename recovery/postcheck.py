@@ -22,6 +22,7 @@ RESOLVED_BY_SYNTHETIC_FILL = "synthetic_fill"  # nautilus had to invent an order
 RESOLVED_BY_ADOPTION = "adopted_venue"  # lost cache: the venue's position adopted by the claiming strategy
 LEFT_EXTERNAL = "external_unclaimed"  # aligned, but owned by no strategy (no external_order_claims for it)
 UNRESOLVED = "unresolved"
+DIVERGED = "diverged_in_reconciliation"  # matched at load, differs after: reconciliation made it worse
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def discrepancies(
     """What differed between the cache as loaded (`before`) and the venue, and how it ended (`after`: the
     cached net after reconciliation; `after_external`: the part of it no strategy owns; `synthetic`:
     instruments nautilus invented orders for). An instrument that matched at load but not after (a
-    reconciliation that made things worse) is reported too."""
+    reconciliation that made things worse) is reported too, with the cached quantity after it."""
     synthetic_set = set(synthetic)
     found: list[Discrepancy] = []
     for instrument in sorted(set(before) | set(venue) | set(after)):
@@ -93,13 +94,17 @@ def discrepancies(
         venue_qty = venue.get(instrument, ZERO)
         after_qty = after.get(instrument, ZERO)
         kind = classify(cached_qty, venue_qty)
-        if kind is None:
+        diverged = kind is None
+        if diverged:
             if after_qty == venue_qty:
                 continue
-            kind = classify(after_qty, venue_qty)  # worse after than before
+            # Matched at load, differs after: report what the cache holds now.
+            kind, cached_qty = classify(after_qty, venue_qty), after_qty
             assert kind is not None
         owned = after_qty - after_external.get(instrument, ZERO)
-        if after_qty != venue_qty:
+        if diverged:
+            resolved, resolution = False, DIVERGED
+        elif after_qty != venue_qty:
             resolved, resolution = False, UNRESOLVED
         elif owned != venue_qty:
             resolved, resolution = False, LEFT_EXTERNAL

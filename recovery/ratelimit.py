@@ -40,9 +40,12 @@ WEIGHTS: dict[str, int] = {
 
 
 class RequestLimiter(Protocol):
-    """`async with limiter.slot(weight): <one request>`; the slot is held while the request runs."""
+    """`async with limiter.slot(weight): <one request>`; the slot is held while the request runs.
+    `pause(seconds)`: the venue answered 429 with Retry-After; no new request before then."""
 
     def slot(self, weight: int) -> AbstractAsyncContextManager[None]: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 
 class LocalRequestLimiter:
@@ -68,6 +71,7 @@ class LocalRequestLimiter:
         self._spent: collections.deque[tuple[float, int]] = collections.deque()  # (when, weight)
         self._used = 0
         self._admission = asyncio.Lock()  # FIFO: a heavy request is not starved by light ones
+        self._paused_until = 0.0
         self.in_flight = 0
         self.peak_in_flight = 0
         self.waited_s = 0.0
@@ -94,9 +98,17 @@ class LocalRequestLimiter:
     def slot(self, weight: int) -> AbstractAsyncContextManager[None]:
         return self._slot(weight)
 
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock.monotonic() + seconds)
+
     async def _wait_for_budget(self, weight: int) -> None:
         while True:
             now = self._clock.monotonic()
+            if now < self._paused_until:
+                delay = self._paused_until - now
+                self.waited_s += delay
+                await self._clock.sleep(delay)
+                continue
             self._expire(now)
             if self._used + weight <= self.budget:
                 self._spent.append((now, weight))

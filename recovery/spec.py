@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from recovery.errors import SpecError
 from supervisor.config.builtins import from_builtins
 from supervisor.config.duration import parse_duration
-from supervisor.config.schema import NodeSpec, RedisSpec, StrategySpec, VenueSpec
+from supervisor.config.schema import FleetSpec, NodeSpec, RedisSpec, StrategySpec, VenueSpec
 
 # Environment overrides of the recovery timeouts (durations such as "10s"), settable per node with `env:`.
 ENV_CONNECT_TIMEOUT = "FLEET_RECOVERY_CONNECT_TIMEOUT"
@@ -75,6 +75,11 @@ def load_from_fleet(config: str | Path, node_name: str, environ: Mapping[str, st
     except KeyError:
         names = ", ".join(n.name for n in fleet.nodes) or "none"
         raise SpecError(f"{config}: no node named {node_name!r} (nodes: {names})") from None
+    return from_fleet(fleet, node)
+
+
+def from_fleet(fleet: FleetSpec, node: NodeSpec) -> NodeRun:
+    """A node of a validated fleet as the node process would run it (SpecError if it cannot)."""
     venues = {name: fleet.venues[name] for name in node.venues if name in fleet.venues}
     return _node_run(fleet.fleet, node, venues, fleet.redis, fleet.state_dir)
 

@@ -28,7 +28,7 @@ from nautilus_trader.model.objects import Quantity
 from recovery.binance.fetch import Fetcher, VenueFetchError, VenueRows, fetch_for_reconciliation, first_error
 from recovery.binance.reports import ReportContext, build_reports, latest, venue_symbol
 from recovery.ratelimit import RequestLimiter
-from recovery.venue import VenueSnapshot
+from recovery.venue import VenuePosition, VenueSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ class ReconciliationObserver(Protocol):
 
     def reconciliation_fetched(self, snapshot: VenueSnapshot) -> None: ...
 
-    def reconciliation_failed(self, error: BaseException) -> None: ...
+    def reconciliation_failed(
+        self, error: BaseException, venue_positions: list[VenuePosition] | None
+    ) -> None: ...
 
     def resync_failed(self, error: BaseException) -> None: ...
 
@@ -57,11 +59,15 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
         observer: ReconciliationObserver | None = None,
         scope: Iterable[str] = (),
         request_timeout: float = 10.0,
+        max_rate_limit_wait: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._fetcher = Fetcher(
-            account=self._futures_http_account, limiter=limiter, request_timeout=request_timeout
+            account=self._futures_http_account,
+            limiter=limiter,
+            request_timeout=request_timeout,
+            max_rate_limit_wait=max_rate_limit_wait,
         )
         self._observer = observer
         # Venue symbols this node trades; empty: every symbol of the account (the stock behaviour).
@@ -95,6 +101,7 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
         if self._observer is not None:
             self._observer.reconciliation_started()
         self.reconciliation_active = True
+        self._fetcher.last_position_risk = None
         try:
             mass_status, snapshot = await self._mass_status()
         except asyncio.CancelledError:
@@ -104,7 +111,7 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
             self.last_error = error
             log.error("reconciliation fetch failed: %s", error)
             if self._observer is not None:
-                self._observer.reconciliation_failed(error)
+                self._observer.reconciliation_failed(error, self._known_positions())
             raise error from None
         finally:
             self.reconciliation_active = False
@@ -167,6 +174,24 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
             not_reported=built.not_reported,
         )
         return mass_status, snapshot
+
+    def _known_positions(self) -> list[VenuePosition] | None:
+        """The venue's positions from this attempt's positionRisk answer, if that call succeeded."""
+        rows = self._fetcher.last_position_risk
+        if rows is None:
+            return None
+        built = build_reports(
+            self._report_context(self._clock.timestamp_ns()),
+            position_risk=rows,
+            open_orders=[],
+            open_algos=[],
+            all_orders=[],
+            all_algos=[],
+            trades=[],
+            fetched_symbols=set(),
+            in_scope=self._in_scope,
+        )
+        return built.venue_positions
 
     def _report_context(self, ts: int) -> ReportContext:
         return ReportContext(

@@ -42,6 +42,7 @@ def make_exec_client_factory(
     observer: ReconciliationObserver | None = None,
     scope: Iterable[str] = (),
     request_timeout: float = 10.0,
+    max_rate_limit_wait: float = 10.0,
 ) -> type[Any]:
     scope_ids = tuple(scope)
 
@@ -104,6 +105,7 @@ def make_exec_client_factory(
                 observer=observer,
                 scope=scope_ids,
                 request_timeout=request_timeout,
+                max_rate_limit_wait=max_rate_limit_wait,
             )
             registry.clients.append(client)
             return client

@@ -7,6 +7,7 @@ Works on the nautilus HTTP API objects the exec client already owns; returns the
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,22 @@ from typing import Any, TypeVar
 from recovery.ratelimit import WEIGHTS, RequestLimiter
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# A 429 (request weight over the venue's limit) is "slow down", not "the venue is broken": wait as the venue
+# says (Retry-After) and try again, a few times and within a bound; a 418 (banned) fails at once.
+RATE_LIMIT_RETRIES = 2
+
+
+class RateLimitedError(RuntimeError):
+    """The venue refused a request for its rate limit (429) or has banned the client (418)."""
+
+    def __init__(self, status: int, retry_after_s: float) -> None:
+        kind = "banned the client" if status == 418 else "rate limited the account"
+        super().__init__(f"the venue {kind} (HTTP {status}); retry after {retry_after_s:g}s")
+        self.status = status
+        self.retry_after_s = retry_after_s
 
 
 class VenueFetchError(RuntimeError):
@@ -44,25 +61,50 @@ class VenueRows:
 class Fetcher:
     """One account's reconciliation requests. `account` is the futures account HTTP API of the exec client."""
 
-    def __init__(self, *, account: Any, limiter: RequestLimiter, request_timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        account: Any,
+        limiter: RequestLimiter,
+        request_timeout: float,
+        max_rate_limit_wait: float = 10.0,
+    ) -> None:
         self._account = account
         self._limiter = limiter
         self._timeout = request_timeout
+        self._max_rate_limit_wait = max_rate_limit_wait
         self.requests = 0
+        # The last successful account-wide positionRisk answer: a failed reconciliation still knows the
+        # venue's positions for its report when this call succeeded.
+        self.last_position_risk: list[Any] | None = None
 
     async def call(self, what: str, weight: int, request: Callable[[], Awaitable[T]]) -> T:
-        """One request: a limiter slot, our own timeout (the Binance HTTP client has none), errors wrapped."""
-        async with self._limiter.slot(weight):
-            self.requests += 1
-            try:
-                async with asyncio.timeout(self._timeout):
-                    return await request()
-            except TimeoutError as exc:
-                raise VenueFetchError(what, TimeoutError(f"no answer within {self._timeout:g}s")) from exc
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # BinanceError, transport errors, decode errors: all fail recovery
-                raise VenueFetchError(what, exc) from exc
+        """One request: a limiter slot, our own timeout (the Binance HTTP client has none), errors wrapped;
+        a 429 is waited out (bounded), everything else fails."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            async with self._limiter.slot(weight):
+                self.requests += 1
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        return await request()
+                except TimeoutError as exc:
+                    raise VenueFetchError(what, TimeoutError(f"no answer within {self._timeout:g}s")) from exc
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # BinanceError, transport errors, decode errors: all fail recovery
+                    limited = rate_limited(exc)
+                    if limited is None:
+                        raise VenueFetchError(what, exc) from exc
+            if (
+                limited.status == 418
+                or attempt == RATE_LIMIT_RETRIES
+                or limited.retry_after_s > self._max_rate_limit_wait
+            ):
+                raise VenueFetchError(what, limited) from None
+            log.warning("%s: %s; waiting", what, limited)
+            self._limiter.pause(limited.retry_after_s)
+            await asyncio.sleep(limited.retry_after_s)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def position_risk(self, symbol: str | None = None) -> list[Any]:
         rows: list[Any] = await self.call(
@@ -70,6 +112,8 @@ class Fetcher:
             WEIGHTS["positionRisk"],
             lambda: self._account.query_futures_position_risk(symbol),
         )
+        if symbol is None:
+            self.last_position_risk = rows
         return rows
 
     async def open_orders(self, symbol: str | None = None) -> list[Any]:
@@ -144,6 +188,29 @@ async def fetch_for_reconciliation(
     rows.requests = fetcher.requests - before
     rows.seconds = time.perf_counter() - started
     return rows
+
+
+def rate_limited(exc: BaseException, now: float | None = None) -> RateLimitedError | None:
+    """A 429/418 answer, else None. nautilus' HTTP client passes no response headers (Retry-After is lost),
+    so the wait is the venue's own rule: request weight is counted in one-minute windows on the clock, and
+    the next window starts at the next full minute."""
+    status = getattr(exc, "status", None)
+    if status not in (418, 429):
+        return None
+    headers = getattr(exc, "headers", None) or {}
+    raw = next((v for k, v in dict(headers).items() if str(k).lower() == "retry-after"), None)
+    try:
+        retry_after = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        retry_after = None
+    if retry_after is None:
+        retry_after = next_window_in(time.time() if now is None else now)
+    return RateLimitedError(int(status), retry_after)
+
+
+def next_window_in(now: float, window_s: float = 60.0, margin_s: float = 0.5) -> float:
+    """Seconds until the venue's next rate-limit window (windows start on the clock's full minutes)."""
+    return round(window_s - (now % window_s) + margin_s, 3)
 
 
 def first_error(exc: BaseException) -> BaseException:

@@ -18,3 +18,5 @@ async def test_cold_start_ready_then_sigterm(
     assert node.phases()[:2] == ["cache_loaded", "reconciled"]
     assert await node.terminate() == 0
     assert any(m.get("STOPPING") == "1" for m in node.messages)
+    log = node.log_path.read_text(errors="replace")
+    assert venue.api_secret not in log and venue.api_key not in log  # credentials never reach the log

@@ -105,3 +105,35 @@ async def test_stop_triggered_while_down_ends_filled_at_the_venue_price(
     assert cached.balances["USDT"] == await venue_wallet(venue)
     assert [o for o in cached.orders.values() if o.status in ("ACCEPTED", "SUBMITTED", "TRIGGERED")] == []
     assert cached.orders[ENTRY_ID].avg_px == ENTRY_PX
+
+
+async def test_an_order_the_venue_never_saw_is_rejected_before_strategies_start(
+    venue: EmulatorProcess, nodes: NodeLauncher, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """Crash after nautilus recorded the stop as SUBMITTED but before the venue processed it: nautilus would
+    leave it in flight for 20+ s (its continuous check); the node resolves it as REJECTED during
+    reconciliation, so a strategy can place its stop again under the same id before it trades."""
+    from tests.recovery.conftest import node_spec
+    from tests.recovery.scenarios import stop_probe
+
+    await venue.admin.hang("/fapi/v1/algoOrder", method="POST", hang_ms=120_000, count=None)
+    spec = node_spec(venue, trader_id, [stop_probe()])
+    first = await nodes.start(spec)
+    await first.wait_ready()
+
+    async def stop_submitted() -> bool:
+        return int(await redis_client.llen(f"trader-{trader_id}:orders:{STOP_ID}")) >= 2
+
+    await until("the stop is SUBMITTED in the cache", stop_submitted)
+    await first.kill()
+    await venue.admin.clear_faults()
+    assert (await venue.admin.orders("BTCUSDT", client_order_id=STOP_ID))["algo_orders"] == []
+
+    node = await nodes.start(spec)
+    await node.wait_ready()
+    assert node.detail("reconciled")["rejected_inflight"] == [STOP_ID]
+    assert await node.terminate() == 0
+    cached = read_cache(trader_id)
+    assert cached.orders[STOP_ID].status == "REJECTED"
+    assert cached.synthetic_orders() == {}
+    assert [p.signed_qty for p in cached.open_positions()] == [Decimal("0.010")]
