@@ -78,6 +78,7 @@ Indicator = Any
 STATE_KEY = "recovery:{strategy_id}:state"
 LEDGER_KEY = "recovery:{strategy_id}:protective"
 REFUSED_NO_HUB = "NO_RECOVERY_HUB"
+_PROTECTIVE_PREFIXES = tuple(f"{kind.value}-" for kind in ProtectiveKind)
 REFUSED_RECOVERING = "RECOVERING"
 REFUSED_FAILED = "RECOVERY_FAILED"
 
@@ -459,10 +460,12 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
 
     async def _deliver_missed(self) -> dict[str, Any]:
         records = fill_records(self.cache.orders(strategy_id=self.id))
-        realized, incomplete = self._replay_realized(records)
+        pending = pending_missed(records, self._delivered)
+        touched = {r.instrument_id for r in pending}
+        realized, incomplete = self._replay_realized([r for r in records if r.instrument_id in touched])
         effects: list[FillEffect] = []
         delivered: list[dict[str, Any]] = []
-        for record in pending_missed(records, self._delivered):
+        for record in pending:
             event, order = record.payload
             parsed = owned_protective_id(order.client_order_id.value, self._owner(), record.instrument_id)
             missed = MissedFill(
@@ -637,12 +640,18 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         return intents
 
     def _cached_protective_statuses(self) -> dict[str, str]:
+        """Status of every protective order of ours the cache knows (ids only are scanned: with a long order
+        history this runs on every position or state change)."""
         owner = self._owner()
-        return {
-            o.client_order_id.value: o.status_string()
-            for o in self.cache.orders(strategy_id=self.id)
-            if owned_protective_id(o.client_order_id.value, owner, o.instrument_id.value) is not None
-        }
+        statuses: dict[str, str] = {}
+        for client_order_id in self.cache.client_order_ids(strategy_id=self.id):
+            value = client_order_id.value
+            if not value.startswith(_PROTECTIVE_PREFIXES):
+                continue
+            order = self.cache.order(client_order_id)
+            if order is not None and owned_protective_id(value, owner, order.instrument_id.value) is not None:
+                statuses[value] = str(order.status_string())
+        return statuses
 
     # ------------------------------------------------------------------------------------------------------
     # ProtectivePort (used by ProtectiveExecutor)
