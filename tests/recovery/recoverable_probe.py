@@ -53,6 +53,7 @@ class ProbeState(msgspec.Struct, frozen=True, kw_only=True):
     ema_count_at_entry: int = -1  # bars the EMA had seen when the entry was submitted
     ema_count_at_ready: int = -1  # ... when trading was allowed
     timer_thread: bool = False
+    protective_failures: list[str] = []
 
 
 class RecoverableProbe(RecoverableStrategy):
@@ -105,6 +106,9 @@ class RecoverableProbe(RecoverableStrategy):
     def on_missed_fill(self, missed: MissedFill) -> None:
         kind = missed.protective_kind.value if missed.protective_kind else "-"
         self.set_state(missed=[*self.state.missed, f"{missed.fill.trade_id}:{kind}"])
+
+    def on_protective_failed(self, message: str) -> None:
+        self.set_state(protective_failures=[*self.state.protective_failures, message])
 
     def on_order_denied(self, event: Any) -> None:
         if self.state is None:  # not restored: no recovery hub (a plain nautilus node)

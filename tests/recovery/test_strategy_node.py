@@ -495,3 +495,35 @@ async def test_without_the_recovery_node_it_refuses_to_trade_and_says_why(
     assert (result["status"], result["reason"].split(":")[0]) == ("DENIED", "NO_RECOVERY_HUB")
     assert "refuses to trade" in err.decode() + out.decode()
     assert await venue.admin.attempts() == {}
+
+
+async def test_an_id_of_ours_taken_by_someone_else_is_skipped_never_sent_twice(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """Another client of the account places a stop under the id of our next generation. The node learns of
+    it (user stream; the instrument is claimed) so the moved stop goes out as generation 3, the intruder and
+    the old stop are cancelled, and no id is ever sent twice."""
+    _spec, node = await open_position_with_protection(
+        nodes, venue, trader_id, stop_move_price="60200.0", stop_move_to="59000"
+    )
+    sl1, sl2, sl3 = (cid(trader_id, ProtectiveKind.STOP_LOSS, g) for g in (1, 2, 3))
+    tp = cid(trader_id, ProtectiveKind.TAKE_PROFIT)
+    await venue.admin.place_algo_order(
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "algoType": "CONDITIONAL",
+            "type": "STOP_MARKET",
+            "quantity": "0.001",
+            "triggerPrice": "50000",
+            "reduceOnly": "true",
+            "clientAlgoId": sl2,
+        }
+    )
+    await venue.admin.set_price("BTCUSDT", "60200.0")
+    await watch(node, "the moved stop is generation 3 and alone", lambda: _has_algos(venue, {sl3, tp}))
+    assert Decimal((await open_algos(venue))[sl3]["triggerPrice"]) == Decimal("59000")
+    attempts = await venue.admin.attempts()
+    assert sl2 not in attempts  # we never sent the id someone else holds
+    assert attempts[sl1]["attempts"] == attempts[sl3]["attempts"] == 1
+    assert (await state_record(redis_client, trader_id))["fields"]["protective_failures"] == []
