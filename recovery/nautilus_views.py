@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from recovery.balances import FillEffect
-from recovery.missed import FillRecord
+from recovery.balances import FillEffect, replay_realized
+from recovery.missed import FillRecord, venue_sort_key
 from recovery.protective import OpenOrder
 
 # nautilus types are untyped for mypy (no stubs); they are `Any` here on purpose.
@@ -79,3 +79,30 @@ def _settlement_currency(instrument: Instrument | None, commission: Any) -> str:
 
 def position_side(position: Position) -> str:
     return "LONG" if position.is_long else "SHORT" if position.is_short else "FLAT"
+
+
+def replay_from_cache(
+    cache: Any, strategy_id: Any, records: Iterable[FillRecord[tuple[OrderFilled, Order]]]
+) -> tuple[dict[str, Decimal], list[str]]:
+    """Realized PnL per fill, replaying each instrument's fills in venue order. An instrument whose replay
+    does not end at the cached net position (older fills purged from the cache) is returned as incomplete
+    instead of being given a wrong figure."""
+    from nautilus_trader.model.identifiers import InstrumentId
+
+    by_instrument: dict[str, dict[str, FillRecord[tuple[OrderFilled, Order]]]] = {}
+    for record in records:
+        by_instrument.setdefault(record.instrument_id, {})[record.key] = record
+    realized: dict[str, Decimal] = {}
+    incomplete: list[str] = []
+    for instrument_id, unique in by_instrument.items():
+        iid = InstrumentId.from_str(instrument_id)
+        instrument = cache.instrument(iid)
+        ordered = sorted(unique.values(), key=venue_sort_key)
+        replay = replay_realized([fill_effect(r, instrument) for r in ordered])
+        positions = cache.positions_open(instrument_id=iid, strategy_id=strategy_id)
+        net = sum((p.signed_decimal_qty() for p in positions), Decimal(0))
+        if replay.signed_quantity != net:
+            incomplete.append(instrument_id)
+            continue
+        realized.update(replay.realized)
+    return realized, incomplete

@@ -37,24 +37,21 @@ from typing import Any, ClassVar
 
 import msgspec
 from nautilus_trader.config import NonNegativeInt, PositiveFloat, StrategyConfig
-from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.data import BarType
-from nautilus_trader.model.enums import OrderSide, TimeInForce, TradingState, TriggerType
-from nautilus_trader.model.events import OrderDenied, OrderRejected
-from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
+from nautilus_trader.model.enums import TradingState
 from nautilus_trader.trading.strategy import Strategy
 
-from recovery.balances import BalanceChange, FillEffect, explain_balances, replay_realized
-from recovery.client_ids import Owner, ProtectiveKind, owned_protective_id, validate_client_order_id
+from recovery.balances import BalanceChange, FillEffect, explain_balances
+from recovery.client_ids import Owner, ProtectiveKind, owned_protective_id
 from recovery.hub_api import RecoveryHub, venue_open_orders
 from recovery.journal import DurableJournal
-from recovery.missed import FillRecord, pending_missed, prune_delivered, venue_sort_key
-from recovery.nautilus_views import fill_effect, fill_records, order_view, position_side
+from recovery.missed import pending_missed, prune_delivered
+from recovery.nautilus_views import fill_effect, fill_records, order_view, position_side, replay_from_cache
+from recovery.order_port import StrategyOrderPort
 from recovery.order_watch import OrderWatcher
 from recovery.protective import (
     IntendedOrder,
     OpenOrder,
-    Place,
     ProtectiveIntent,
     ProtectivePlan,
     plan_protective,
@@ -66,7 +63,7 @@ from recovery.strategy_errors import (
     StateWriteError,
     StrategyRecoveryError,
 )
-from recovery.warmup import await_warmup, plan_warmup
+from recovery.warmup import WarmupTracker, await_warmup
 
 # nautilus objects are untyped for mypy; named aliases keep signatures readable.
 Position = Any
@@ -144,7 +141,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._loaded_mirror: dict[str, bytes] = {}
         self._internal_submit = False
         self._delivering = False
-        self._watcher = OrderWatcher(self.order_status)
+        self._port = StrategyOrderPort(self)
+        self._watcher = OrderWatcher(self._port.order_status)
         self._journal: DurableJournal | None = None
         self._protective: ProtectiveExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -153,13 +151,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._sync_task: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self._sync_dirty = False
-        # Warm-up: indicators by bar type, bar subscriptions held back until their history is in.
-        self._warm_indicators: dict[str, tuple[BarType, list[Indicator]]] = {}
+        self._warmup = WarmupTracker()
         self._in_setup = False
-        self._held_subscriptions: list[tuple[BarType, tuple[Any, ...], dict[str, Any]]] = []
-        self._warm_pending: dict[Any, str] = {}
-        self._warm_done = asyncio.Event()
-        self._warm_requests: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------------------------
     # Binding and public API for subclasses
@@ -171,7 +164,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._hub = hub
         self._journal = DurableJournal(hub.durable, name=self._sid, on_failure=self._on_journal_failure)
         self._protective = ProtectiveExecutor(
-            self,
+            self._port,
             self._watcher,
             self._journal,
             ledger_key=self._key(LEDGER_KEY),
@@ -396,12 +389,14 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 },
             )
             await await_warmup(
-                self._warm_done,
+                self._warmup.done,
                 limit_s=self._config.warmup_timeout_secs,
-                is_initialized=self._indicators_warm,
-                pending=self._indicators_pending,
+                is_initialized=self._warmup.initialized,
+                pending=self._warmup.pending,
             )
-            hub.strategy_phase(self._sid, "warmed", {"strategy": self._sid, "requests": self._warm_requests})
+            hub.strategy_phase(
+                self._sid, "warmed", {"strategy": self._sid, "requests": self._warmup.requests}
+            )
             await self.state_durable()
             # Trading opens when the node goes ACTIVE (every strategy ready), seen on `events.risk`.
             self._phase = _Phase.RECOVERED
@@ -462,7 +457,9 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         records = fill_records(self.cache.orders(strategy_id=self.id))
         pending = pending_missed(records, self._delivered)
         touched = {r.instrument_id for r in pending}
-        realized, incomplete = self._replay_realized([r for r in records if r.instrument_id in touched])
+        realized, incomplete = replay_from_cache(
+            self.cache, self.id, [r for r in records if r.instrument_id in touched]
+        )
         effects: list[FillEffect] = []
         delivered: list[dict[str, Any]] = []
         for record in pending:
@@ -515,36 +512,6 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 )
             )
         return {"fills": delivered, "balances": balances}
-
-    def _replay_realized(
-        self, records: Sequence[FillRecord[tuple[OrderFilled, Order]]]
-    ) -> tuple[dict[str, Decimal], list[str]]:
-        """Realized PnL per fill, by replaying each instrument's fills; instruments whose replay does not end
-        at the cached net position (older fills purged) are returned as incomplete."""
-        by_instrument: dict[str, list[FillRecord[tuple[OrderFilled, Order]]]] = {}
-        for record in records:
-            by_instrument.setdefault(record.instrument_id, []).append(record)
-        realized: dict[str, Decimal] = {}
-        incomplete: list[str] = []
-        for instrument_id, items in by_instrument.items():
-            unique = {r.key: r for r in items}
-            ordered = sorted(unique.values(), key=venue_sort_key)
-            instrument = self.cache.instrument(InstrumentId.from_str(instrument_id))
-            replay = replay_realized([fill_effect(r, instrument) for r in ordered])
-            net = sum(
-                (
-                    p.signed_decimal_qty()
-                    for p in self.cache.positions_open(
-                        instrument_id=InstrumentId.from_str(instrument_id), strategy_id=self.id
-                    )
-                ),
-                Decimal(0),
-            )
-            if replay.signed_quantity != net:
-                incomplete.append(instrument_id)
-                continue
-            realized.update(replay.realized)
-        return realized, incomplete
 
     def _on_risk_event(self, event: object) -> None:
         state = getattr(event, "state", None)
@@ -653,114 +620,13 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
                 statuses[value] = str(order.status_string())
         return statuses
 
-    # ------------------------------------------------------------------------------------------------------
-    # ProtectivePort (used by ProtectiveExecutor)
-
-    def order_status(self, client_order_id: str) -> str | None:
-        order = self.cache.order(ClientOrderId(client_order_id))
-        return None if order is None else str(order.status_string())
-
-    def order_reason(self, client_order_id: str) -> str:
-        order = self.cache.order(ClientOrderId(client_order_id))
-        if order is None:
-            return "unknown order"
-        last = order.last_event
-        return str(getattr(last, "reason", order.status_string()))
-
-    def submit_protective(self, place: Place) -> None:
-        intent = place.intended
-        cid = ClientOrderId(validate_client_order_id(place.client_order_id))
-        if self.cache.order(cid) is not None:
-            # Submitting an id the cache knows makes nautilus append OrderDenied to the existing record, and
-            # every later start fails to load it (research 0.4). The executor resolves such records first.
-            raise ProtectiveOrderError(f"refusing to submit {cid.value}: the cache already has it")
-        instrument_id = InstrumentId.from_str(intent.instrument_id)
-        instrument = self.cache.instrument(instrument_id)
-        positions = self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id)
-        make = (
-            self.order_factory.stop_market
-            if intent.kind is ProtectiveKind.STOP_LOSS
-            else self.order_factory.market_if_touched
-        )
-        order = make(
-            instrument_id=instrument_id,
-            order_side=OrderSide.SELL if intent.side == "SELL" else OrderSide.BUY,
-            quantity=instrument.make_qty(intent.quantity),
-            trigger_price=instrument.make_price(intent.trigger_price),
-            trigger_type=TriggerType[intent.trigger_type],
-            time_in_force=TimeInForce.GTC,
-            reduce_only=True,
-            client_order_id=cid,
-        )
+    def submit_internal(self, order: Order, position_id: Any = None) -> None:
+        """Submit one of recovery's own orders (protective orders, a market close): past the gate."""
         self._internal_submit = True
         try:
-            self.submit_order(order, position_id=positions[0].id if positions else None)
+            self.submit_order(order, position_id=position_id)
         finally:
             self._internal_submit = False
-
-    def resolve_unsent(self, client_order_id: str) -> None:
-        """An order the venue never received: close its record locally so that the id can be reused."""
-        order = self.cache.order(ClientOrderId(client_order_id))
-        if order is None:
-            return
-        now = self.clock.timestamp_ns()
-        if order.status_string() == "INITIALIZED" or order.account_id is None:
-            denied = OrderDenied(
-                trader_id=order.trader_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=order.client_order_id,
-                reason="NOT_SENT_BEFORE_RESTART",
-                event_id=UUID4(),
-                ts_init=now,
-            )
-            order.apply(denied)
-            self.cache.update_order(order)
-            self.msgbus.publish(topic=f"events.order.{order.strategy_id.value}", msg=denied)
-            return
-        rejected = OrderRejected(
-            trader_id=order.trader_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-            client_order_id=order.client_order_id,
-            account_id=order.account_id,
-            reason="NOT_AT_VENUE_AFTER_RESTART",
-            event_id=UUID4(),
-            ts_event=now,
-            ts_init=now,
-        )
-        self.msgbus.send(endpoint="ExecEngine.process", msg=rejected)
-
-    def purge_order(self, client_order_id: str) -> None:
-        self.cache.purge_order(ClientOrderId(client_order_id), purge_from_database=True)
-
-    def close_position_at_market(self, instrument_id: str) -> str | None:
-        positions = self.cache.positions_open(
-            instrument_id=InstrumentId.from_str(instrument_id), strategy_id=self.id
-        )
-        if not positions:
-            return None
-        position = positions[0]
-        order = self.order_factory.market(
-            instrument_id=position.instrument_id,
-            order_side=OrderSide.SELL if position.is_long else OrderSide.BUY,
-            quantity=position.quantity,
-            reduce_only=True,
-        )
-        self._internal_submit = True
-        try:
-            self.submit_order(order, position_id=position.id)
-        finally:
-            self._internal_submit = False
-        return str(order.client_order_id.value)
-
-    def cancel_protective(self, client_order_id: str) -> bool:
-        order = self.cache.order(ClientOrderId(client_order_id))
-        if order is None:
-            return False
-        if order.is_open:
-            self.cancel_order(order)
-        return True
 
     # ------------------------------------------------------------------------------------------------------
     # The gate: the subclass's own orders are denied until recovery is complete
@@ -852,85 +718,32 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         return f"{REFUSED_RECOVERING}: positions, protective orders, state and indicators are being restored"
 
     def _deny(self, order: Order, reason: str) -> None:
-        """What nautilus does for a denied order, without touching an existing record of the same id."""
-        if self.cache.order_exists(order.client_order_id):
-            self.log.error(f"{self._sid}: {order.client_order_id} refused ({reason})")
-            return
-        self.log.warning(f"{self._sid}: order {order.client_order_id} denied: {reason}")
-        self.msgbus.publish(topic=f"events.order.{self._sid}", msg=order.init_event)
-        self.cache.add_order(order)
-        denied = OrderDenied(
-            trader_id=order.trader_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-            client_order_id=order.client_order_id,
-            reason=reason,
-            event_id=UUID4(),
-            ts_init=self.clock.timestamp_ns(),
-        )
-        order.apply(denied)
-        self.cache.update_order(order)
-        self.msgbus.publish(topic=f"events.order.{self._sid}", msg=denied)
+        self._port.deny(order, reason)
 
     # ------------------------------------------------------------------------------------------------------
     # Warm-up
 
     def register_indicator_for_bars(self, bar_type: BarType, indicator: Indicator) -> None:
         Strategy.register_indicator_for_bars(self, bar_type, indicator)
-        key = str(bar_type.standard())
-        _, indicators = self._warm_indicators.setdefault(key, (bar_type.standard(), []))
-        if indicator not in indicators:
-            indicators.append(indicator)
+        self._warmup.register(str(bar_type.standard()), bar_type.standard(), indicator)
 
     def subscribe_bars(self, bar_type: BarType, *args: Any, **kwargs: Any) -> None:
-        if self._in_setup:
-            # Held until the bar type's history is in: a live bar before the history would feed the
-            # indicators out of order.
-            self._held_subscriptions.append((bar_type, args, kwargs))
+        if self._in_setup:  # held until the bar type's history is in
+            self._warmup.hold(
+                str(bar_type.standard()), lambda: Strategy.subscribe_bars(self, bar_type, *args, **kwargs)
+            )
             return
         Strategy.subscribe_bars(self, bar_type, *args, **kwargs)
 
     def _start_warmup(self) -> None:
-        now = self.clock.utc_now()
-        for key, (bar_type, indicators) in self._warm_indicators.items():
-            request = plan_warmup(
-                key, bar_type.spec.timedelta, indicators, now, minimum_bars=self._config.warmup_bars
-            )
-            request_id = self.request_bars(bar_type, start=request.start, callback=self._on_warmup_response)
-            self._warm_pending[request_id] = key
-            self._warm_requests.append(
-                {"bar_type": key, "bars": request.bars, "start": request.start.isoformat()}
-            )
-        self._release_subscriptions(warmed=set())
-        if not self._warm_pending:
-            self._warm_done.set()
-
-    def _on_warmup_response(self, request_id: Any) -> None:
-        key = self._warm_pending.pop(request_id, None)
-        if key is not None:
-            self._release_subscriptions(warmed={key})
-        if not self._warm_pending:
-            self._warm_done.set()
-
-    def _release_subscriptions(self, warmed: set[str]) -> None:
-        held, self._held_subscriptions = self._held_subscriptions, []
-        for bar_type, args, kwargs in held:
-            key = str(bar_type.standard())
-            if key in warmed or key not in self._warm_indicators:
-                Strategy.subscribe_bars(self, bar_type, *args, **kwargs)
-            else:
-                self._held_subscriptions.append((bar_type, args, kwargs))
-
-    def _indicators_warm(self) -> bool:
-        return all(i.initialized for _, indicators in self._warm_indicators.values() for i in indicators)
-
-    def _indicators_pending(self) -> list[str]:
-        return [
-            f"{key}: {indicator}"
-            for key, (_, indicators) in self._warm_indicators.items()
-            for indicator in indicators
-            if not indicator.initialized
-        ]
+        self._warmup.start(
+            self.clock.utc_now(),
+            self._config.warmup_bars,
+            interval_of=lambda bar_type: bar_type.spec.timedelta,
+            request=lambda bar_type, start: self.request_bars(
+                bar_type, start=start, callback=self._warmup.answered
+            ),
+        )
 
     # ------------------------------------------------------------------------------------------------------
     # Plumbing

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from recovery.strategy_errors import WarmupIncomplete, WarmupTimeout
 
@@ -63,3 +64,66 @@ async def await_warmup(
         raise WarmupTimeout(limit_s, pending()) from None
     if not is_initialized():
         raise WarmupIncomplete(pending())
+
+
+class WarmupTracker:
+    """The strategy's warm-up bookkeeping: indicators by bar type, the outstanding history requests and the
+    bar subscriptions held back until their bar type's history is in (a live bar before the history would
+    feed the indicators out of order). Bar types are keyed by their standard string form."""
+
+    def __init__(self) -> None:
+        self._indicators: dict[str, tuple[Any, list[Any]]] = {}
+        self._held: list[tuple[str, Callable[[], None]]] = []
+        self._pending: dict[Any, str] = {}
+        self.done = asyncio.Event()
+        self.requests: list[dict[str, Any]] = []
+
+    def register(self, key: str, bar_type: Any, indicator: Any) -> None:
+        _, indicators = self._indicators.setdefault(key, (bar_type, []))
+        if indicator not in indicators:
+            indicators.append(indicator)
+
+    def hold(self, key: str, subscribe: Callable[[], None]) -> None:
+        self._held.append((key, subscribe))
+
+    def start(
+        self,
+        now: datetime,
+        minimum_bars: int,
+        interval_of: Callable[[Any], timedelta],
+        request: Callable[[Any, datetime], Any],
+    ) -> None:
+        """Send one history request per bar type (`request(bar_type, start) -> request id`)."""
+        for key, (bar_type, indicators) in self._indicators.items():
+            plan = plan_warmup(key, interval_of(bar_type), indicators, now, minimum_bars=minimum_bars)
+            self._pending[request(bar_type, plan.start)] = key
+            self.requests.append({"bar_type": key, "bars": plan.bars, "start": plan.start.isoformat()})
+        self._release(warmed=set())
+        if not self._pending:
+            self.done.set()
+
+    def answered(self, request_id: Any) -> None:
+        key = self._pending.pop(request_id, None)
+        if key is not None:
+            self._release(warmed={key})
+        if not self._pending:
+            self.done.set()
+
+    def initialized(self) -> bool:
+        return all(i.initialized for _, indicators in self._indicators.values() for i in indicators)
+
+    def pending(self) -> list[str]:
+        return [
+            f"{key}: {indicator}"
+            for key, (_, indicators) in self._indicators.items()
+            for indicator in indicators
+            if not indicator.initialized
+        ]
+
+    def _release(self, warmed: set[str]) -> None:
+        held, self._held = self._held, []
+        for key, subscribe in held:
+            if key in warmed or key not in self._indicators:
+                subscribe()
+            else:
+                self._held.append((key, subscribe))
