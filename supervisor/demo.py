@@ -1,65 +1,276 @@
-"""`make demo`: run the example fleet, kill a node at a random moment, show the crash being detected and the
-node restarted, then keep running until Ctrl-C.
+"""`make demo`: the example fleet (three EMA-cross nodes) against the venue emulator, a kill -9 at a random
+moment, and the recovery as the supervisor reports it, with the invariant check. Runs until Ctrl-C.
 
-Everything it starts lives in a temporary directory (runtime, state, logs) and is stopped on exit.
+It starts what it needs: the emulator on fleet.yaml's port (8900) with one account per node, and the daemon
+with its runtime and state in a temporary directory. Redis and Mosquitto are the ones on 127.0.0.1 that
+`make demo` made sure of; the demo traders' keys from an earlier run are cleared first. The daemon's own log
+(and every node's output) goes to a file, whose path is printed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
+import redis.asyncio as aioredis
+
+from emulator.admin import AdminClient
 from supervisor.cli import render_status
+from supervisor.config import load_fleet, topic_prefix
+from supervisor.config.schema import FleetSpec
 from supervisor.control_client import ControlClient
 from supervisor.notify_server import NotifyEndpoint
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "fleet.yaml"
-# The example fleet's venue credentials: the emulator's demo account (nothing real).
-DEMO_ENV = {"EMULATOR_API_KEY": "demo-key", "EMULATOR_API_SECRET": "demo-secret"}
+EMULATOR_PORT = 8900
+# The emulator's demo accounts, one per venue entry of fleet.yaml (nothing real).
+ACCOUNTS = {"A": "emulator-a", "B": "emulator-b", "C": "emulator-c"}
+WAIT = 120.0  # seconds for any one step before the demo gives up and says what it waited for
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def fleet_status(client: ControlClient) -> dict[str, Any]:
-    return await asyncio.to_thread(client.request, {"cmd": "status"})
+def demo_env(work: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "RUNTIME_DIRECTORY": str(work / "run"),
+        "STATE_DIRECTORY": str(work / "state"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for letter in ACCOUNTS:
+        env[f"DEMO_{letter}_API_KEY"] = f"demo-key-{letter.lower()}"
+        env[f"DEMO_{letter}_API_SECRET"] = f"demo-secret-{letter.lower()}"
+    return env
 
 
-async def wait_for(client: ControlClient, what: str, predicate: Any, within: float = 30.0) -> dict[str, Any]:
-    """Ask the daemon every 100 ms until `predicate(nodes)` holds (a demo has no need for more)."""
-    deadline = time.monotonic() + within
+async def start_emulator(work: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    accounts = [
+        {"name": f"demo-{letter.lower()}", "api_key": env[f"DEMO_{letter}_API_KEY"],
+         "api_secret": env[f"DEMO_{letter}_API_SECRET"], "balance": "100000"}
+        for letter in ACCOUNTS
+    ]  # fmt: skip
+    (work / "accounts.json").write_text(json.dumps({"accounts": accounts}))
+    log = (work / "emulator.log").open("wb")
+    argv = ["--port", str(EMULATOR_PORT), "--accounts", str(work / "accounts.json"),
+            "--seed", str(random.randrange(1, 10_000)), "--price-mode", "walk"]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "emulator",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
+    if b'"ready"' not in line:
+        raise RuntimeError(
+            f"the emulator did not start on port {EMULATOR_PORT} (see {work / 'emulator.log'})"
+        )
+    return process
+
+
+async def clear_demo_keys(spec: FleetSpec) -> int:
+    """Keys of the demo's traders from an earlier run (their venue was the emulator, which is gone)."""
+    client = aioredis.Redis.from_url(spec.redis.url, socket_timeout=5, socket_connect_timeout=5)
+    deleted = 0
+    try:
+        for node in spec.nodes:
+            for pattern in (f"trader-{node.trader_id}:*", f"positions:{node.trader_id}:*",
+                            f"fleet-archive:{node.trader_id}:*"):  # fmt: skip
+                keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+                if keys:
+                    deleted += await client.delete(*keys)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+class RecoveryReports:
+    """Follows `.../nodes/+/recovery` on MQTT, as a user's `mosquitto_sub` would."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.reports: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+
+    async def run(self, host: str, port: int) -> None:
+        async with aiomqtt.Client(host, port, timeout=10) as client:
+            await client.subscribe(f"{self.prefix}/nodes/+/recovery", qos=1)
+            async for message in client.messages:
+                if isinstance(message.payload, bytes) and message.payload:
+                    self.reports.append(json.loads(message.payload))
+                    self.changed.set()
+
+    async def wait(self, node: str, after: float) -> dict[str, Any]:
+        async with asyncio.timeout(WAIT):
+            while True:
+                for report in reversed(self.reports):
+                    detected = report.get("detected_at")
+                    if report["node"] == node and detected is not None and detected >= after:
+                        found: dict[str, Any] = report
+                        return found
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def poll(what: str, check: Any, interval: float = 0.2) -> Any:
+    """Bounded wait for something the demo can only ask about (the venue's or the daemon's state)."""
+    deadline = time.monotonic() + WAIT
     while True:
-        reply = await fleet_status(client)
-        nodes = {n["name"]: n for n in reply["nodes"]}
-        if predicate(nodes):
-            return nodes
+        result = await check()
+        if result:
+            return result
         if time.monotonic() > deadline:
             raise TimeoutError(f"demo: gave up waiting for {what}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(interval)
+
+
+async def fleet_nodes(client: ControlClient) -> dict[str, dict[str, Any]]:
+    reply = await asyncio.to_thread(client.request, {"cmd": "status"})
+    nodes: dict[str, dict[str, Any]] = {n["name"]: n for n in reply["nodes"]}
+    return nodes
+
+
+async def run_demo(spec: FleetSpec, work: Path, env: dict[str, str]) -> None:
+    admin = AdminClient(f"http://127.0.0.1:{EMULATOR_PORT}")
+    control = ControlClient(work / "run" / "control.sock")
+    reports = RecoveryReports(topic_prefix(spec))
+    follower = asyncio.create_task(reports.run(spec.mqtt.host, spec.mqtt.port), name="demo.mqtt")
+    try:
+        say("demo: waiting for the nodes to connect, reconcile and warm up (cold start) ...")
+        nodes = await poll("every node ready", lambda: _all_ready(control))
+        say("\n$ fleet status")
+        say(render_status(list(nodes.values()), now=time.time()))
+
+        say(
+            "\ndemo: closing the current 1-minute bar: each EMA-cross enters with a stop-loss and take-profit"
+        )
+        await admin.close_bar()
+        await poll(
+            "a position and two protective orders on every account", lambda: _every_account_protected(admin)
+        )
+        await show_venue(admin)
+
+        victim = random.choice(sorted(nodes))
+        pause = random.uniform(1.0, 5.0)
+        say(f"\ndemo: in {pause:.1f}s, kill -9 node {victim} (pid {nodes[victim]['pid']}) at a random moment")
+        await asyncio.sleep(pause)
+        killed_at = time.time()
+        os.kill(nodes[victim]["pid"], signal.SIGKILL)
+        report = await reports.wait(victim, after=killed_at - 1)
+        show_report(report)
+        node = spec.node(victim)
+        await check_invariants(spec, admin, victim, node.trader_id, node.venues[0])
+        say("\n$ fleet status")
+        say(render_status(list((await fleet_nodes(control)).values()), now=time.time()))
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await follower
+        await admin.close()
+
+
+async def _all_ready(control: ControlClient) -> dict[str, dict[str, Any]] | None:
+    nodes = await fleet_nodes(control)
+    return nodes if nodes and all(n["state"] == "ready" for n in nodes.values()) else None
+
+
+async def _every_account_protected(admin: AdminClient) -> bool:
+    accounts = (await admin.state())["accounts"]
+    return all(len(a["positions"]) == 1 and len(a["open_algo_orders"]) == 2 for a in accounts.values())
+
+
+async def show_venue(admin: AdminClient) -> None:
+    accounts = (await admin.state())["accounts"]
+    for name, account in sorted(accounts.items()):
+        for symbol, position in account["positions"].items():
+            stops = ", ".join(
+                f"{a['orderType']} {a['triggerPrice']} ({a['clientAlgoId']})"
+                for a in account["open_algo_orders"]
+            )
+            say(f"  venue {name}: {symbol} {position['amount']} @ {position['entry_price']}; {stops}")
+
+
+def show_report(report: dict[str, Any]) -> None:
+    say(
+        f"\ndemo: recovery report of {report['node']} (published on MQTT .../nodes/{report['node']}/recovery)"
+    )
+    say(f"  attempt {report['attempt']}, reason {report['reason']}, result {report['result']}")
+    if report["error"]:
+        say(f"  error: {report['error']}")
+    for phase in report["phases"]:
+        ms = phase["ms_since_detection"]
+        say(f"  {phase['phase']:<16} {ms:>9.1f} ms after the crash was detected")
+    say(f"  position recovery {report['position_recovery_ms']:.0f} ms (detected -> reconciled)")
+    say(f"  full recovery     {report['full_recovery_ms']:.0f} ms (detected -> ready)")
+    for item in report["discrepancies"]:
+        say(f"  discrepancy: {item}")
+    for action in report["actions"]:
+        say(
+            f"  action: {action['action']} {action.get('instrument', '')} {action.get('client_order_id', '')}"
+        )
+
+
+async def check_invariants(
+    spec: FleetSpec, admin: AdminClient, node: str, trader_id: str, venue: str
+) -> None:
+    """The node's positions equal the venue's, and every protective order exists exactly once."""
+    account = f"demo-{venue[-1]}"
+    state = (await admin.state())["accounts"][account]
+    client = aioredis.Redis.from_url(
+        spec.redis.url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True
+    )
+    cached: list[dict[str, str]] = []
+    try:
+        async for key in client.scan_iter(match=f"positions:{trader_id}:{venue}:*"):
+            cached.append({str(k): str(v) for k, v in (await client.hgetall(key)).items()})
+    finally:
+        await client.aclose()
+    say(f"\ndemo: invariant check for {node} (venue account {account} vs the node's cache in Redis)")
+    ok = True
+    for symbol, position in state["positions"].items():
+        mine = next((h for h in cached if h["instrument_id"].startswith(symbol)), {})
+        venue_qty, venue_px = Decimal(position["amount"]), Decimal(position["entry_price"])
+        sign = -1 if mine.get("side") == "SHORT" else 1
+        node_qty = Decimal(mine.get("quantity", "0")) * sign
+        node_px = Decimal(mine.get("avg_entry_price", "0"))
+        same = node_qty == venue_qty and node_px == venue_px
+        ok &= same
+        mark = "ok " if same else "BAD"
+        say(f"  {mark} position {symbol}: venue {venue_qty} @ {venue_px}, node {node_qty} @ {node_px}")
+    attempts = await admin.attempts(account=account)
+    for algo in state["open_algo_orders"]:
+        count = attempts.get(algo["clientAlgoId"], {}).get("accepted", 0)
+        ok &= count == 1
+        mark = "ok " if count == 1 else "BAD"
+        say(f"  {mark} {algo['orderType']} {algo['clientAlgoId']}: accepted {count} time(s) by the venue")
+    say(f"  invariants {'hold' if ok else 'VIOLATED'}")
 
 
 async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="nf-demo-") as tmp:
         work = Path(tmp)
-        env = {
-            **os.environ,
-            **DEMO_ENV,
-            "RUNTIME_DIRECTORY": str(work / "run"),
-            "STATE_DIRECTORY": str(work / "state"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
-        say(f"demo: starting `fleet run --config {EXAMPLE.relative_to(REPO)}` (state in {work})")
-        # Like systemd, the demo learns that the daemon is up from its READY=1.
+        env = demo_env(work)
+        spec = load_fleet(EXAMPLE, env)
+        say(f"demo: cleared {await clear_demo_keys(spec)} Redis keys of the demo traders from an earlier run")
+        emulator = await start_emulator(work, env)
+        say(f"demo: venue emulator on port {EMULATOR_PORT} (log {work / 'emulator.log'})")
         daemon_ready = asyncio.Event()
 
         def on_notify(fields: dict[str, str], _pid: int) -> None:
@@ -68,72 +279,36 @@ async def main() -> int:
 
         endpoint = NotifyEndpoint(work / "systemd.sock", on_notify)
         endpoint.open()
-        env["NOTIFY_SOCKET"] = str(endpoint.path)
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "supervisor",
-            "run",
-            "--config",
-            str(EXAMPLE),
-            env=env,
-            start_new_session=True,
+        log = (work / "fleet.log").open("wb")
+        say(
+            f"demo: fleet run --config {EXAMPLE.relative_to(REPO)} (daemon and node log {work / 'fleet.log'})"
         )
-        client = ControlClient(work / "run" / "control.sock")
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "supervisor", "run", "--config", str(EXAMPLE),
+            env={**env, "NOTIFY_SOCKET": str(endpoint.path)}, stderr=log, start_new_session=True,
+        )  # fmt: skip
         try:
-            started = asyncio.create_task(daemon_ready.wait(), name="demo.daemon-ready")
-            exited = asyncio.create_task(daemon.wait(), name="demo.daemon-exited")
-            await asyncio.wait({started, exited}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-            started.cancel()
-            if not daemon_ready.is_set():
-                exited.cancel()
-                say("demo: the daemon did not start (see its log above)")
-                return 1
-            await run_demo(client, work)
-            say("\ndemo: the fleet keeps running. In another shell, with")
-            say(f"      export FLEET_SOCKET={work / 'run' / 'control.sock'}")
-            say("      try `fleet status`, `fleet logs NODE -f`, `fleet restart NODE`. Ctrl-C stops all.")
+            await asyncio.wait_for(daemon_ready.wait(), 60)
+            await run_demo(spec, work, env)
+            prefix = topic_prefix(spec)
+            say("\ndemo: the fleet keeps running. In another shell:")
+            say(f"  mosquitto_sub -t '{prefix}/#' -v      # states, recovery reports, events")
+            say(f"  curl -s {spec.metrics.listen}/metrics | grep ^fleet_")
+            say(f"  export FLEET_SOCKET={work / 'run' / 'control.sock'}")
+            say("  .venv/bin/fleet status      # also: fleet logs NODE -f, fleet restart NODE")
+            say("Ctrl-C stops everything.")
             await daemon.wait()
         except (KeyboardInterrupt, asyncio.CancelledError):
             pass
         finally:
-            if daemon.returncode is None:
-                daemon.send_signal(signal.SIGTERM)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(daemon.wait(), 30)
+            for process in (daemon, emulator):
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), 60)
             endpoint.close()
-            say(f"demo: daemon exited with {daemon.returncode}")
+            say(f"demo: stopped (daemon exit {daemon.returncode})")
     return 0
-
-
-async def run_demo(client: ControlClient, work: Path) -> None:
-    nodes = await wait_for(
-        client, "every node ready", lambda n: n and all(v["state"] == "ready" for v in n.values())
-    )
-    say("\n$ fleet status")
-    say(render_status(list(nodes.values()), now=time.time()))
-
-    victim = random.choice(sorted(nodes))
-    pause = random.uniform(0.5, 3.0)
-    say(f"\ndemo: in {pause:.1f}s, kill -9 node {victim} (pid {nodes[victim]['pid']})")
-    await asyncio.sleep(pause)
-    old_pid = nodes[victim]["pid"]
-    killed = time.monotonic()
-    os.kill(old_pid, signal.SIGKILL)
-    nodes = await wait_for(
-        client,
-        f"{victim} back",
-        lambda n: n[victim]["state"] == "ready" and n[victim]["pid"] != old_pid,
-    )
-    node = nodes[victim]
-    last_exit = node["last_exit"]
-    say(
-        f"demo: {victim} was detected dead ({last_exit['reason']}, signal {last_exit['signal']}) "
-        f"and is ready again as pid {node['pid']}: kill -> ready {node['last_recovery_ms']:.0f} ms "
-        f"(seen by this demo after {(time.monotonic() - killed) * 1000:.0f} ms of asking every 100 ms)"
-    )
-    say("\n$ fleet status")
-    say(render_status(list(nodes.values()), now=time.time()))
 
 
 if __name__ == "__main__":
