@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emulator.testing import EmulatorProcess
 from recovery.deep_check import check_node
 from supervisor.config.loader import parse_fleet
+from tests.supervisor.conftest import run_fleet
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -27,6 +30,8 @@ nodes:
         config: {config}
 """
 GOOD_CONFIG = '{instrument_id: BTCUSDT-PERP.BINANCE, order_id_tag: "001"}'
+EXAMPLE = "recovery.examples.ema_cross:EmaCross"
+GOOD_EXAMPLE = '{instrument_id: BTCUSDT-PERP.BINANCE, order_id_tag: "001", fast_period: 5, slow_period: 12}'
 ENV = {"DEEP_KEY": "k", "DEEP_SECRET": "s"}
 
 
@@ -65,3 +70,21 @@ async def test_problems_are_found_before_a_restart(
 ) -> None:
     found = problems(venue, **kwargs)  # type: ignore[arg-type]
     assert any(expected in p and p.startswith("node n1: ") for p in found), found
+
+
+async def test_fleet_check_deep_reports_a_typo_in_a_strategy_config(
+    venue: EmulatorProcess, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(FLEET.format(http=venue.http_url, ws=venue.ws_url, path=EXAMPLE, config=GOOD_EXAMPLE))
+    result = run_fleet("check", "--deep", str(good), env=ENV)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith(f"{good}: OK")
+
+    typo = tmp_path / "typo.yaml"
+    config = GOOD_EXAMPLE.replace("fast_period: 5", "fast_perod: 5")
+    typo.write_text(FLEET.format(http=venue.http_url, ws=venue.ws_url, path=EXAMPLE, config=config))
+    result = run_fleet("check", "--deep", str(typo), env=ENV)
+    assert result.returncode == 2
+    assert "node n1: strategy 0 (recovery.examples.ema_cross:EmaCross)" in result.stderr
+    assert "fast_perod" in result.stderr

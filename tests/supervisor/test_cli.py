@@ -33,10 +33,11 @@ def test_daemon_and_cli_do_not_import_nautilus_or_ccxt() -> None:
 
 def test_check_prints_the_resolved_fleet_without_secrets() -> None:
     secret = "s3cr3t-value-that-must-not-show"
-    result = run_fleet("check", "fleet.yaml", env={"EMULATOR_API_KEY": "k", "EMULATOR_API_SECRET": secret})
+    env = {f"DEMO_{x}_API_{kind}": secret for x in "ABC" for kind in ("KEY", "SECRET")}
+    result = run_fleet("check", "fleet.yaml", env=env)
     assert result.returncode == 0, result.stderr
     assert "fleet.yaml: OK" in result.stdout
-    assert "*** (env EMULATOR_API_SECRET)" in result.stdout
+    assert "*** (env DEMO_A_API_SECRET)" in result.stdout
     assert secret not in result.stdout + result.stderr
 
 

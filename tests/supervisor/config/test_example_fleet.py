@@ -12,7 +12,7 @@ from supervisor.config.render import render_fleet
 from supervisor.config.resolve import topic_prefix
 
 EXAMPLE = Path(__file__).parents[3] / "fleet.yaml"
-ENV = {"EMULATOR_API_KEY": "k", "EMULATOR_API_SECRET": "s", "HOME": "/h"}
+ENV = {f"DEMO_{x}_API_{kind}": f"{x}-{kind}" for x in "ABC" for kind in ("KEY", "SECRET")} | {"HOME": "/h"}
 
 
 def test_example_fleet_loads() -> None:
@@ -21,20 +21,25 @@ def test_example_fleet_loads() -> None:
     assert topic_prefix(spec) == "nautilus-fleet/demo"
     assert spec.redis.url == "redis://127.0.0.1:6379/0"
     assert (spec.mqtt.host, spec.mqtt.port) == ("127.0.0.1", 1883)
-    venue = spec.venues["emulator"]
-    assert (venue.type, venue.base_url_http, venue.base_url_ws) == (
-        "binance_usdm",
-        "http://127.0.0.1:8900",
-        "ws://127.0.0.1:8900",
-    )
-    assert [n.name for n in spec.nodes] == ["alpha", "beta", "gamma"]
+    # One venue account per node, all served by the emulator on port 8900.
+    assert sorted(spec.venues) == ["emulator-a", "emulator-b", "emulator-c"]
+    for venue in spec.venues.values():
+        assert (venue.type, venue.base_url_http, venue.base_url_ws) == (
+            "binance_usdm",
+            "http://127.0.0.1:8900",
+            "ws://127.0.0.1:8900",
+        )
+    assert [n.name for n in spec.nodes] == ["ema-btc", "ema-eth", "ema-sol"]
+    instruments = []
     for node in spec.nodes:
-        assert node.command is not None
-        assert node.command[:3] == ["python", "-m", "supervisor.demo_node"]
-        assert node.strategies is None
-    beta = spec.node("beta")
-    assert (beta.restart.backoff_initial, beta.restart.backoff_max, beta.stop.grace) == (0.5, 5.0, 3.0)
-    assert spec.node("gamma").watchdog is None
+        assert node.command is None and node.strategies is not None
+        assert [s.path for s in node.strategies] == ["recovery.examples.ema_cross:EmaCross"]
+        instruments.append(node.strategies[0].config["instrument_id"])
+    assert instruments == ["BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE", "SOLUSDT-PERP.BINANCE"]
+    eth = spec.node("ema-eth")
+    assert (eth.restart.backoff_initial, eth.restart.backoff_max, eth.stop.grace) == (0.5, 10.0, 10.0)
+    assert spec.node("ema-btc").ready_timeout == 120.0
+    assert spec.node("ema-sol").cache_compaction.keep_closed == 50
     assert "***" in render_fleet(spec)
 
 
@@ -42,6 +47,5 @@ def test_example_fleet_needs_its_credentials() -> None:
     with pytest.raises(ConfigError) as info:
         load_fleet(EXAMPLE, {"HOME": "/h"})
     assert [e.field for e in info.value.errors] == [
-        "venues.emulator.api_key.env",
-        "venues.emulator.api_secret.env",
+        f"venues.emulator-{x}.api_{kind}.env" for x in "abc" for kind in ("key", "secret")
     ]
