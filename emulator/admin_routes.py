@@ -218,6 +218,7 @@ class Admin:
                 "prices": prices,
                 "accounts": accounts,
                 "market_streams": venue.hub.market_connections(),
+                "subscriptions": venue.hub.subscribed_streams(),
             }
         )
 

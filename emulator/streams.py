@@ -98,6 +98,10 @@ class StreamHub:
     def market_connections(self) -> int:
         return len(self._market)
 
+    def subscribed_streams(self) -> list[str]:
+        """Market streams somebody is subscribed to now (e.g. `btcusdt@kline_1m`)."""
+        return sorted(stream for stream, subscribers in self._subscribers.items() if subscribers)
+
     # ------------------------------------------------------------------ faults
 
     def drop(self, kind: str, account: str | None = None, *, abrupt: bool = True) -> int:

@@ -161,6 +161,9 @@ async def run_demo(spec: FleetSpec, work: Path, env: dict[str, str]) -> None:
         say(
             "\ndemo: closing the current 1-minute bar: each EMA-cross enters with a stop-loss and take-profit"
         )
+        symbols = {s.config["instrument_id"].split("-")[0] for n in spec.nodes for s in n.strategies or ()}
+        streams = {f"{symbol.lower()}@kline_1m" for symbol in symbols}
+        await poll("every node's live bars subscribed", lambda: _subscribed(admin, streams))
         await admin.close_bar()
         await poll(
             "a position and two protective orders on every account", lambda: _every_account_protected(admin)
@@ -189,6 +192,10 @@ async def run_demo(spec: FleetSpec, work: Path, env: dict[str, str]) -> None:
 async def _all_ready(control: ControlClient) -> dict[str, dict[str, Any]] | None:
     nodes = await fleet_nodes(control)
     return nodes if nodes and all(n["state"] == "ready" for n in nodes.values()) else None
+
+
+async def _subscribed(admin: AdminClient, streams: set[str]) -> bool:
+    return streams <= set((await admin.state())["subscriptions"])
 
 
 async def _every_account_protected(admin: AdminClient) -> bool:

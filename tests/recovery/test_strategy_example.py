@@ -35,7 +35,13 @@ async def test_ema_cross_enters_on_a_closed_bar_protects_and_recovers_after_kill
     warm = node.detail("warmed")["strategies"][STRATEGY_ID]["requests"]
     assert warm[0]["bars"] == 5  # sized from the slow EMA's period
 
-    # The first closed bar after start gives the first signal: the strategy enters and protects.
+    # The first closed bar after start gives the first signal: the strategy enters and protects. The node
+    # subscribes to live bars as it becomes ready; a bar closed before that subscription reaches the venue
+    # is not sent to it (as on the real venue), so wait for it.
+    async def subscribed() -> bool:
+        return "btcusdt@kline_1m" in (await venue.admin.state())["subscriptions"]
+
+    await until("the node's live 1-minute bars are subscribed", subscribed)
     assert await venue.admin.close_bar("BTCUSDT")
     owner = Owner(trader_id, STRATEGY_ID)
     sl = protective_client_order_id(owner, BTC, ProtectiveKind.STOP_LOSS, 1)
