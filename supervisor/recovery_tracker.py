@@ -3,6 +3,9 @@
 Phases come from the node (`X_PHASE` with `X_MONO`, CLOCK_MONOTONIC ns, comparable across processes on one
 host) and from the supervisor itself (`detected`, `spawned`, `ready`). Pure bookkeeping: no I/O.
 
+A phase whose name ends in `_failed` (e.g. `recovery_failed`) with a `reason` in its detail gives the report's
+`error` when the start fails.
+
 What a node puts in a phase's `X_DETAIL` and that the report aggregates:
 - `discrepancies`: list of {"venue", "instrument", "cached_qty", "venue_qty", "kind", "resolved"}
 - `actions`: list of {"action", ...} (e.g. protective orders placed, re-linked or cancelled)
@@ -59,6 +62,10 @@ class RecoveryTracker:
 
     def report(self, *, result: str, error: str = "") -> RecoveryReport:
         self.finished = True
+        reason = self._failure_reason()
+        if result != READY and reason:
+            # What the node said went wrong is what an operator needs; how the process ended comes second.
+            error = f"{reason} ({error})" if error else reason
         discrepancies: list[dict[str, Any]] = []
         actions: list[dict[str, Any]] = []
         for phase in self.phases:
@@ -79,6 +86,13 @@ class RecoveryTracker:
             result=result,
             error=error,
         )
+
+    def _failure_reason(self) -> str:
+        """The `reason` of the last phase the node reported as failed (`*_failed`, e.g. recovery_failed)."""
+        for phase in reversed(self.phases):
+            if phase.name.endswith("_failed") and isinstance(phase.detail.get("reason"), str):
+                return str(phase.detail["reason"])
+        return ""
 
     def _last_ms(self, name: str) -> float | None:
         for phase in reversed(self.phases):

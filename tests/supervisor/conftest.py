@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +93,6 @@ def run_fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         check=False,
         cwd=REPO,
     )
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A short directory for Unix sockets (AF_UNIX paths are limited to 108 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="nf-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def node_spec(name: str = "n1", *, argv: list[str] | None = None, **overrides: Any) -> NodeSpec:

@@ -59,9 +59,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 class DaemonUnderTest:
-    def __init__(self, base: Path, config: Path) -> None:
+    def __init__(self, base: Path, config: Path, *, env: dict[str, str] | None = None) -> None:
         self.base = base
         self.config = config
+        self.extra_env = env or {}
         self.process: asyncio.subprocess.Process | None = None
         self.systemd_messages: list[dict[str, str]] = []
         self._systemd_changed = asyncio.Event()
@@ -82,6 +83,7 @@ class DaemonUnderTest:
             "PYTHONPATH": str(REPO),
             "NOTIFY_SOCKET": str(self._endpoint.path),
             "FLEET_LOG_LEVEL": "INFO",
+            **self.extra_env,
         }
         if watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
