@@ -180,3 +180,22 @@ async def test_long_lines_are_split_not_blocking(runners: RunnerFactory, observe
     pieces = [line.split(" ")[-1] for line in log_file.read_text().splitlines() if line.endswith("xxxx")]
     assert [len(p) for p in pieces] == [64 * 1024, 64 * 1024, 64 * 1024, 8 * 1024]
     assert set("".join(pieces)) == {"x"}
+
+
+async def test_mainpid_is_taken_only_from_the_main_pid(
+    runners: RunnerFactory, observer: RecordingObserver
+) -> None:
+    handed = runners(node_spec("handed", command=_argv("--mainpid-child")))
+    await observer.wait_for(lambda: handed.state is NodeState.READY)
+    # The spawned process (the process group's leader) handed over to its child: the node's pid is now the
+    # child's, a member of the group but not its leader.
+    new_main = handed.status().pid
+    assert new_main is not None and os.getpgid(new_main) != new_main
+
+    claimed = runners(node_spec("claimed", command=_argv("--mainpid-from-child")))
+    await observer.wait_for(lambda: claimed.state is NodeState.READY)
+    # Another process of the group may send READY or phases, but not take over as main pid.
+    spawned_pid = claimed.status().pid
+    assert spawned_pid is not None
+    assert os.getpgid(spawned_pid) == spawned_pid
+    assert claimed.status().pid == spawned_pid

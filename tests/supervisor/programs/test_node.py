@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("--phases", default="")
     parser.add_argument("--long-line", type=int, default=0)
     parser.add_argument("--extend-timeout", type=float, default=None)
+    parser.add_argument("--mainpid-child", action="store_true", help="hand MAINPID to a child of ours")
+    parser.add_argument("--mainpid-from-child", action="store_true", help="a child claims MAINPID for itself")
     args = parser.parse_args()
 
     if args.ignore_sigterm:
@@ -57,6 +59,18 @@ def main() -> int:
     if args.long_line:
         sys.stdout.write("x" * args.long_line + "\n")
         sys.stdout.flush()
+    if args.mainpid_child or args.mainpid_from_child:
+        # A child in our process group (no new session), like a wrapper's real worker.
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        if args.mainpid_child:
+            notifier.send({"MAINPID": str(child.pid)})
+        else:
+            claim = (
+                "import os; from supervisor.notify import Notifier; "
+                "Notifier().send({'MAINPID': str(os.getpid())})"
+            )
+            repo = str(Path(__file__).resolve().parents[3])
+            subprocess.run([sys.executable, "-c", claim], check=True, env={**os.environ, "PYTHONPATH": repo})
     if args.extend_timeout is not None:
         notifier.extend_timeout(args.extend_timeout)
     for phase in filter(None, args.phases.split(",")):
