@@ -31,7 +31,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +39,18 @@ if sys.path[0] == str(Path(__file__).resolve().parent):
     sys.path.pop(0)  # bench/emulator.py would shadow the emulator package
 sys.path.insert(0, str(REPO))
 
-import aiohttp  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
-from emulator.testing import EmulatorProcess, running_emulator  # noqa: E402
+from emulator.testing import EmulatorProcess, exchange_symbols, order_quantities, running_emulator  # noqa: E402
 from supervisor.notify_server import NotifyEndpoint  # noqa: E402
 
-STRATEGY = "bench.recovery_strategy:HoldMany"
+STRATEGY = "recovery.examples.hold_many:HoldMany"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PHASES = ("cache_loaded", "reconciled", "state_restored", "orders_restored", "warmed", "ready")
 # What the node entry point imports before it reports anything (the floor under every recovery).
 IMPORTS = (
     "import recovery.node, recovery.lifecycle, recovery.build, recovery.binance.client, "
-    "bench.recovery_strategy"
+    "recovery.examples.hold_many"
 )
 STABLE_SECONDS = 0.5  # a recovered node runs this long before the next kill
 START_TIMEOUT = 120.0
@@ -189,25 +187,6 @@ class CacheSnapshot:
             await self.redis.delete(*keys)
 
 
-async def quantities(venue: EmulatorProcess, symbols: list[str]) -> list[str]:
-    """A quantity per symbol worth about twice the venue's minimum notional, on its step size."""
-    info = {"symbols": await _exchange_symbols(venue)}
-    prices = (await venue.admin.state())["prices"]
-    result = []
-    for symbol in symbols:
-        row = next(s for s in info["symbols"] if s["symbol"] == symbol)
-        filters = {f["filterType"]: f for f in row["filters"]}
-        step = Decimal(filters["LOT_SIZE"]["stepSize"])
-        notional = Decimal(filters["MIN_NOTIONAL"]["notional"]) * 2
-        qty = max(
-            Decimal(filters["LOT_SIZE"]["minQty"]),
-            (notional / Decimal(prices[symbol]["last"]) / step).to_integral_value(rounding="ROUND_CEILING")
-            * step,
-        )
-        result.append(str(qty.normalize()))
-    return result
-
-
 def node_spec(
     venue: EmulatorProcess, trader_id: str, symbols: list[str], qty: list[str], warmup: int
 ) -> dict[str, Any]:
@@ -268,7 +247,7 @@ async def scenario(
 ) -> dict[tuple[int, str], list[Run]]:  # fmt: skip
     await venue.admin.reset()  # no positions or orders left from an earlier scenario
     trader_id = f"BENCH{uuid.uuid4().hex[:6].upper()}-001"
-    spec = node_spec(venue, trader_id, symbols, await quantities(venue, symbols), warmup)
+    spec = node_spec(venue, trader_id, symbols, await order_quantities(venue, symbols), warmup)
     snapshot = CacheSnapshot(redis, trader_id)
     results: dict[tuple[int, str], list[Run]] = {}
     first = NodeUnderBench(work, spec, env, "fleet")
@@ -374,7 +353,7 @@ async def main() -> int:
         extra = ("--weight-limit", "1000000")
         async with running_emulator(seed=11, symbols=args.symbols, extra_args=extra) as venue:
             env = {**env, "BENCH_API_KEY": venue.api_key, "BENCH_API_SECRET": venue.api_secret}
-            symbols = [s["symbol"] for s in (await _exchange_symbols(venue))][: args.symbols]
+            symbols = [s["symbol"] for s in await exchange_symbols(venue)][: args.symbols]
             redis = aioredis.Redis.from_url(REDIS_URL, socket_timeout=10)
             try:
                 print(
@@ -393,17 +372,6 @@ async def main() -> int:
                 await redis.aclose()
         summarize(results, warm, floor)
     return 0
-
-
-async def _exchange_symbols(venue: EmulatorProcess) -> list[dict[str, Any]]:
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as http,
-        http.get(f"{venue.http_url}/fapi/v1/exchangeInfo") as r,
-    ):
-        info = await r.json()
-    symbols: list[dict[str, Any]] = info["symbols"]
-    return symbols
 
 
 def summarize(

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -335,3 +336,32 @@ def free_port() -> int:
 
 
 __all__ = ["EmulatorProcess", "EmulatorStartError", "Reply", "VenueClient", "free_port", "running_emulator"]
+
+
+async def exchange_symbols(venue: EmulatorProcess) -> list[dict[str, Any]]:
+    """The symbols of the venue's exchangeInfo, with their filters."""
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as http,
+        http.get(f"{venue.http_url}/fapi/v1/exchangeInfo") as response,
+    ):
+        info = await response.json()
+    symbols: list[dict[str, Any]] = info["symbols"]
+    return symbols
+
+
+async def order_quantities(
+    venue: EmulatorProcess, symbols: Sequence[str], notional_multiple: int = 2
+) -> list[str]:
+    """A quantity per symbol worth `notional_multiple` times its minimum notional at the current price, on its
+    step size (so that an order of it passes the venue's filters)."""
+    rows = {row["symbol"]: row for row in await exchange_symbols(venue)}
+    prices = (await venue.admin.state())["prices"]
+    result = []
+    for symbol in symbols:
+        filters = {f["filterType"]: f for f in rows[symbol]["filters"]}
+        step = Decimal(filters["LOT_SIZE"]["stepSize"])
+        notional = Decimal(filters["MIN_NOTIONAL"]["notional"]) * notional_multiple
+        steps = (notional / Decimal(prices[symbol]["last"]) / step).to_integral_value(rounding=ROUND_CEILING)
+        result.append(str(max(Decimal(filters["LOT_SIZE"]["minQty"]), steps * step).normalize()))
+    return result

@@ -29,6 +29,7 @@ from recovery.order_watch import (
     SETTLED_AFTER_SUBMIT,
     OrderWatcher,
 )
+from recovery.pacing import SubmitPacer
 from recovery.protective import (
     NAUTILUS_ORDER_TYPE,
     Cancel,
@@ -87,6 +88,7 @@ class ProtectiveExecutor:
         venue_of: Callable[[str], str],
         ack_timeout: float,
         close_when_crossed: bool = True,
+        pacer: SubmitPacer | None = None,
     ) -> None:
         self._port = port
         self._watcher = watcher
@@ -97,6 +99,7 @@ class ProtectiveExecutor:
         self._close_when_crossed = close_when_crossed
         self.ledger: dict[tuple[str, ProtectiveKind], LedgerEntry] = {}
         self._limit = asyncio.Semaphore(_CONCURRENCY)
+        self._pacer = pacer
 
     def load_ledger(self, data: bytes | None, redis_key: str) -> None:
         """Restore the ledger persisted by an earlier run; undecodable is fatal, as for strategy state."""
@@ -149,6 +152,8 @@ class ProtectiveExecutor:
             room = await self._clear_cached_record(place, result)
             if room is not _Room.FREE:
                 return room is _Room.ALREADY_THERE
+            if self._pacer is not None:
+                await self._pacer.wait()
             self._port.submit_protective(place)
             try:
                 status = await self._wait(cid, SETTLED_AFTER_SUBMIT)

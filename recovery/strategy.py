@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import msgspec
-from nautilus_trader.config import NonNegativeInt, PositiveFloat, StrategyConfig
+from nautilus_trader.config import NonNegativeInt, PositiveFloat, PositiveInt, StrategyConfig
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.enums import TradingState
 from nautilus_trader.trading.strategy import Strategy
@@ -49,6 +49,7 @@ from recovery.missed import pending_missed, prune_delivered
 from recovery.nautilus_views import fill_effect, fill_records, order_view, position_side, replay_from_cache
 from recovery.order_port import StrategyOrderPort
 from recovery.order_watch import OrderWatcher
+from recovery.pacing import SubmitPacer
 from recovery.protective import (
     IntendedOrder,
     OpenOrder,
@@ -94,6 +95,11 @@ class RecoverableStrategyConfig(StrategyConfig, kw_only=True, frozen=True):
     # A protective order the venue refuses because its level is already crossed (the price moved while it was
     # missing): close the position at market, as the order would have. False: fail recovery instead.
     close_when_protective_crossed: bool = True
+    # Protective submits per second (bursts of up to `protective_submit_burst`): under nautilus' RiskEngine
+    # limit (100/s, beyond which it denies) and Binance's 300 orders per 10 s, with room for the strategy's
+    # own orders. Placing 100 stops after a lost cache takes about 4 s at the default.
+    protective_submit_rate: PositiveFloat = 25.0
+    protective_submit_burst: PositiveInt = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +177,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
             venue_of=self._venue_of,
             ack_timeout=self._config.order_ack_timeout_secs,
             close_when_crossed=self._config.close_when_protective_crossed,
+            pacer=SubmitPacer(self._config.protective_submit_rate, self._config.protective_submit_burst),
         )
 
     @property

@@ -1,6 +1,6 @@
-"""The strategy bench/recovery.py restarts: on its first (fresh) start it buys the given quantity of every
-instrument (`quantities`, chosen by the bench from the venue's prices and filters), each position with a
-stop-loss and a take-profit. After that it only recovers them.
+"""A basket holder: on its first (fresh) start it buys the given quantity of every instrument, each position
+with a stop-loss and a take-profit; after that it only keeps them protected. The smallest example of a
+RecoverableStrategy over many instruments, and what bench/recovery.py restarts (50 positions).
 
 With `warmup_period` > 0 it also keeps an EMA of that period on the first instrument's 1-minute bars, so that
 every recovery includes a history request of that many bars.
@@ -21,7 +21,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from recovery.protective import ProtectiveIntent
 from recovery.strategy import RecoverableStrategy, RecoverableStrategyConfig
 
-PATH = "bench.recovery_strategy:HoldMany"
+PATH = "recovery.examples.hold_many:HoldMany"
 
 
 class HoldManyConfig(RecoverableStrategyConfig, kw_only=True, frozen=True):
