@@ -123,6 +123,19 @@ def _node(spec: FleetSpec, node: NodeSpec) -> list[str]:
     lines.append(f"    stop        {node.stop.signal}, then SIGKILL after {format_duration(node.stop.grace)}")
     watchdog = format_duration(node.watchdog.timeout) if node.watchdog is not None else "off"
     lines.append(f"    watchdog    {watchdog}  ready timeout {format_duration(node.ready_timeout)}")
+    if node.strategies is not None:
+        lines.append(f"    compaction  {_compaction(node)}")
     for key, value in sorted(node.env.items()):
         lines.append(f"    env         {key}={MASK if _SECRET_NAME.search(key) else value}")
     return lines
+
+
+def _compaction(node: NodeSpec) -> str:
+    policy = node.cache_compaction
+    if not policy.enabled:
+        return "off (nautilus loads all closed history at every start)"
+    window, budget = format_duration(policy.venue_window), format_duration(policy.time_budget)
+    return (
+        f"before each start, keep the {policy.keep_closed} latest closed positions/orders and "
+        f"{window} of closed orders, up to {budget}"
+    )

@@ -73,6 +73,7 @@ def test_render_shows_effective_settings_and_masks_secrets(tmp_path: Path) -> No
             restart     backoff 500ms to 20s, reset after 1m, quarantine after more than 2 starts in 1m
             stop        SIGTERM, then SIGKILL after 10s
             watchdog    off  ready timeout 1m
+            compaction  before each start, keep the 20 latest closed positions/orders and 192h of closed orders, up to 10s
             env         API_TOKEN=***
             env         LOG_LEVEL=DEBUG
           beta  trader B-001  (disabled)
