@@ -363,6 +363,10 @@ class NodeLifecycle:
             raise error
 
         self.hub.activate()
+        # READY also means the readable positions summary in Redis is current (it is written in the
+        # background); a slow Redis delays nothing beyond its bound, and is said.
+        if self._hash is not None and not await self._hash.drain(timeouts.redis):
+            log.warning("positions summary not written to Redis within %.1fs; READY anyway", timeouts.redis)
         self.stage = Stage.READY
         counts = f"{len(node.cache.positions_open())} positions, {len(node.cache.orders_open())} open orders"
         self.phases.ready(f"ready: {counts}")
