@@ -73,6 +73,7 @@ _ACCOUNT_CHUNK = 5_000  # account events per script (bounds how long one script 
 _SCAN_COUNT = 5_000  # as nautilus scans
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class CompactionError(Exception):
@@ -428,52 +429,50 @@ class _Run:
         )
 
     async def read_orders(self) -> tuple[dict[str, OrderRecord], dict[str, _Item], set[str]]:
-        records: dict[str, OrderRecord] = {}
-        items: dict[str, _Item] = {}
-        unreadable: set[str] = set()
-        keys = await self._item_keys(self.keys.orders_pattern, self.keys.order_id)
-        async for key, events in self.read_lists(keys):
-            cid = self.keys.order_id(key)
-            assert cid is not None
-            if not events:
-                self.skip("unknown_key" if events is None else "vanished")
-                continue
-            self.orders_seen += 1
-            try:
-                records[cid] = read_order(cid, events)
-            except HistoryDecodeError as exc:
-                log.warning(
-                    "cache compaction %s: leaving unreadable order %s (%s)", self.keys.trader_id, key, exc
-                )
-                self.skip("unreadable")
-                unreadable.add(cid)
-                continue
-            items[cid] = _Item(key=key, digest=digest(events), events=len(events))
+        records, items, unreadable, seen = await self._read_items(
+            "order", self.keys.orders_pattern, self.keys.order_id, read_order
+        )
+        self.orders_seen += seen
         return records, items, unreadable
 
     async def read_positions(self) -> tuple[dict[str, PositionRecord], dict[str, _Item], set[str]]:
-        records: dict[str, PositionRecord] = {}
+        records, items, unreadable, seen = await self._read_items(
+            "position", self.keys.positions_pattern, self.keys.position_id, read_position
+        )
+        self.positions_seen += seen
+        return records, items, unreadable
+
+    async def _read_items(
+        self,
+        kind: str,
+        pattern: str,
+        parse_id: Callable[[str], str | None],
+        read: Callable[[str, list[bytes]], _R],
+    ) -> tuple[dict[str, _R], dict[str, _Item], set[str], int]:
+        """Every order (or position) list of the trader, decoded; unreadable ones are left alone."""
+        records: dict[str, _R] = {}
         items: dict[str, _Item] = {}
         unreadable: set[str] = set()
-        keys = await self._item_keys(self.keys.positions_pattern, self.keys.position_id)
+        seen = 0
+        keys = await self._item_keys(pattern, parse_id)
         async for key, events in self.read_lists(keys):
-            pid = self.keys.position_id(key)
-            assert pid is not None
+            item_id = parse_id(key)
+            assert item_id is not None
             if not events:
                 self.skip("unknown_key" if events is None else "vanished")
                 continue
-            self.positions_seen += 1
+            seen += 1
             try:
-                records[pid] = read_position(pid, events)
+                records[item_id] = read(item_id, events)
             except HistoryDecodeError as exc:
                 log.warning(
-                    "cache compaction %s: leaving unreadable position %s (%s)", self.keys.trader_id, key, exc
+                    "cache compaction %s: leaving unreadable %s %s (%s)", self.keys.trader_id, kind, key, exc
                 )
                 self.skip("unreadable")
-                unreadable.add(pid)
+                unreadable.add(item_id)
                 continue
-            items[pid] = _Item(key=key, digest=digest(events), events=len(events))
-        return records, items, unreadable
+            items[item_id] = _Item(key=key, digest=digest(events), events=len(events))
+        return records, items, unreadable, seen
 
     async def _item_keys(self, pattern: str, parse: Callable[[str], str | None]) -> list[str]:
         keys = []
