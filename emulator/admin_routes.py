@@ -88,7 +88,9 @@ class OrderRequest(msgspec.Struct, forbid_unknown_fields=True):
     account: str | None = None
 
 
-class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
+class CancelRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An order (symbol with order_id/client_order_id) or an algo order (algo_id/client_algo_id)."""
+
     symbol: str | None = None
     account: str | None = None
     order_id: int | None = None
@@ -97,14 +99,8 @@ class CancelRequest(msgspec.Struct, forbid_unknown_fields=True):
     client_algo_id: str | None = None
 
 
-class BackdateRequest(msgspec.Struct, forbid_unknown_fields=True):
+class BackdateRequest(CancelRequest, kw_only=True, forbid_unknown_fields=True):
     ms: int
-    symbol: str | None = None
-    account: str | None = None
-    order_id: int | None = None
-    client_order_id: str | None = None
-    algo_id: int | None = None
-    client_algo_id: str | None = None
 
 
 class WsRequest(msgspec.Struct, forbid_unknown_fields=True):
