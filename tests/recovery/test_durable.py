@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -11,15 +10,6 @@ import redis.asyncio as aioredis
 from recovery.durable import DurableStore, DurableWriteError, general_key
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis]
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_set_lands_on_the_general_key_before_returning(redis_client: aioredis.Redis) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,15 +14,6 @@ from recovery.strategy_errors import StateWriteError
 from tests.recovery.strategy_support import private_redis
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis]
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def test_actions_wait_for_every_earlier_write(redis_client: aioredis.Redis) -> None:
