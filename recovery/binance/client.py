@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from nautilus_trader.adapters.binance.futures.execution import BinanceFuturesExecutionClient
@@ -26,7 +26,7 @@ from nautilus_trader.model.enums import PositionSide
 from nautilus_trader.model.objects import Quantity
 
 from recovery.binance.fetch import Fetcher, VenueFetchError, VenueRows, fetch_for_reconciliation, first_error
-from recovery.binance.reports import ReportContext, build_reports, latest, venue_symbol
+from recovery.binance.reports import BuiltReports, ReportContext, build_reports, latest, venue_symbol
 from recovery.ratelimit import RequestLimiter
 from recovery.venue import VenuePosition, VenueSnapshot
 
@@ -180,7 +180,11 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
         rows = self._fetcher.last_position_risk
         if rows is None:
             return None
-        built = build_reports(
+        return self._position_reports(rows, self._in_scope).venue_positions
+
+    def _position_reports(self, rows: list[Any], in_scope: Callable[[str], bool]) -> BuiltReports:
+        """Reports built from positionRisk rows alone."""
+        return build_reports(
             self._report_context(self._clock.timestamp_ns()),
             position_risk=rows,
             open_orders=[],
@@ -189,9 +193,8 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
             all_algos=[],
             trades=[],
             fetched_symbols=set(),
-            in_scope=self._in_scope,
+            in_scope=in_scope,
         )
-        return built.venue_positions
 
     def _report_context(self, ts: int) -> ReportContext:
         return ReportContext(
@@ -266,17 +269,7 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
     async def generate_position_status_reports(self, command: Any) -> list[Any]:
         symbol = venue_symbol(command.instrument_id) if command.instrument_id is not None else None
         rows = await self._fetcher.position_risk(symbol)
-        built = build_reports(
-            self._report_context(self._clock.timestamp_ns()),
-            position_risk=rows,
-            open_orders=[],
-            open_algos=[],
-            all_orders=[],
-            all_algos=[],
-            trades=[],
-            fetched_symbols=set(),
-            in_scope=(lambda s: True) if symbol else self._in_scope,
-        )
+        built = self._position_reports(rows, (lambda s: True) if symbol else self._in_scope)
         reports: list[Any] = built.positions
         if command.instrument_id is not None and not reports:
             # Asked about one instrument the venue holds nothing of: say so explicitly (flat).
