@@ -147,6 +147,14 @@ class AdminClient:
     async def price_mode(self, mode: str) -> None:
         await self.call("POST", "/price_mode", {"mode": mode})
 
+    async def set_depth(self, symbol: str, level_qty: Number | None) -> dict[str, Any]:
+        """Liquidity per price level: a taker order larger than `level_qty` fills in several trades, one tick
+        apart, with one transaction time (a market order sweeping the book). None: one unlimited level."""
+        result: dict[str, Any] = await self.call(
+            "POST", "/depth", {"symbol": symbol, "level_qty": _num(level_qty)}
+        )
+        return result
+
     async def close_bar(self, symbol: str | None = None) -> list[str]:
         result: dict[str, list[str]] = await self.call("POST", "/close_bar", _clean({"symbol": symbol}))
         return result["closed"]

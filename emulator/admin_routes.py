@@ -48,6 +48,11 @@ class SymbolRequest(msgspec.Struct, forbid_unknown_fields=True):
     symbol: str | None = None
 
 
+class DepthRequest(msgspec.Struct, forbid_unknown_fields=True):
+    symbol: str
+    level_qty: Decimal | None = None  # None: one level of unlimited liquidity again
+
+
 class FillRequest(msgspec.Struct, forbid_unknown_fields=True):
     symbol: str
     account: str | None = None
@@ -248,6 +253,19 @@ class Admin:
                 feed.scale = float(feed.last) / feed.path.raw(venue.now())
         venue.feed.mode = body.mode
         return _ok({"mode": body.mode})
+
+    async def depth(self, request: web.Request) -> web.Response:
+        venue = self.venue(request)
+        body = await _body(request, DepthRequest)
+        symbol = _symbol(venue, body.symbol)
+        if body.level_qty is None:
+            venue.engine.level_qty.pop(symbol, None)
+        elif body.level_qty <= 0:
+            raise AdminError(400, "level_qty must be above 0 (or null for unlimited)")
+        else:
+            venue.engine.level_qty[symbol] = body.level_qty
+        level = venue.engine.level_qty.get(symbol)
+        return _ok({"symbol": symbol, "level_qty": None if level is None else str(level)})
 
     async def close_bar(self, request: web.Request) -> web.Response:
         venue = self.venue(request)
@@ -494,6 +512,7 @@ def register(app: web.Application, venue_key: web.AppKey[Venue]) -> None:
         ("GET", "/dump", admin.dump),
         ("POST", "/price", admin.price),
         ("POST", "/price_mode", admin.price_mode),
+        ("POST", "/depth", admin.depth),
         ("POST", "/close_bar", admin.close_bar),
         ("POST", "/fill", admin.fill),
         ("POST", "/trigger", admin.trigger),

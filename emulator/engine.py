@@ -69,6 +69,8 @@ class Exchange:
         self.now = clock
         self._rebuild_indexes()
         self.algos = AlgoService(self, finish_delay_ms=algo_finish_delay_ms)
+        # Liquidity per price level by symbol (admin `depth`); absent: one level of unlimited liquidity.
+        self.level_qty: dict[str, Decimal] = {}
 
     # ------------------------------------------------------------------ indexes
 
@@ -254,7 +256,7 @@ class Exchange:
     def _execute_new(self, order: Order, last: Decimal) -> None:
         """Match a new order: market and crossing limits take liquidity, IOC/FOK leftovers expire."""
         if order.type == "MARKET" or matching.limit_crosses(order.side, order.price, last):
-            self._fill(order, order.orig_qty - order.executed_qty, last, maker=False)
+            self._take(order, last)
         elif order.time_in_force in ("IOC", "FOK"):
             self._finish(order, "EXPIRED")
 
@@ -301,9 +303,27 @@ class Exchange:
 
     # ------------------------------------------------------------------ fills
 
-    def _fill(self, order: Order, qty: Decimal, price: Decimal, *, maker: bool) -> Trade:
-        account = self.state.accounts[order.account]
+    def _take(self, order: Order, last: Decimal) -> None:
+        """Fill a taker order against the book: one trade, or one per price level it walks through, all in
+        the same transaction time (as the venue reports a market order that sweeps several levels)."""
+        limit = order.price if order.type == "LIMIT" else None
+        trades = matching.sweep(
+            order.side,
+            order.orig_qty - order.executed_qty,
+            last,
+            self.specs[order.symbol].tick_size,
+            self.level_qty.get(order.symbol),
+            limit,
+        )
         now = self.now()
+        for price, qty in trades:
+            self._fill(order, qty, price, maker=False, at=now)
+
+    def _fill(
+        self, order: Order, qty: Decimal, price: Decimal, *, maker: bool, at: int | None = None
+    ) -> Trade:
+        account = self.state.accounts[order.account]
+        now = self.now() if at is None else at
         position = account.position(order.symbol)
         effect = accounting.apply_fill(position.amount, position.entry_price, order.side, qty, price)
         fee = accounting.commission(qty, price, account.maker_rate if maker else account.taker_rate)

@@ -461,3 +461,24 @@ def test_algo_lookup_falls_back_to_the_client_id() -> None:
     assert algos.find("main", 1, "sl-x") is stop  # nautilus sends both; the id may be a child order's
     assert algos.find("main", 1, None) is None
     assert _error(lambda: algos.find("main", None, None)).code == -1102
+
+
+def test_a_market_order_sweeping_levels_fills_in_several_trades_in_one_transaction_time() -> None:
+    venue = Venue()
+    venue.prices.last_prices["ETHUSDT"] = Decimal("3000.00")
+    venue.order(symbol="ETHUSDT", side="SELL", quantity="0.010")
+    venue.engine.level_qty["ETHUSDT"] = Decimal("0.010")
+    reversal = venue.order(symbol="ETHUSDT", side="BUY", quantity="0.020", newClientOrderId="rev-1")
+    trades = [t for t in venue.engine.trades_of("main", "ETHUSDT") if t.order_id == reversal.order_id]
+    assert [(t.price, t.qty) for t in trades] == [
+        (Decimal("3000.00"), Decimal("0.010")),
+        (Decimal("3000.01"), Decimal("0.010")),
+    ]
+    assert len({t.time for t in trades}) == 1  # one transaction time, as the venue reports a sweep
+    assert (reversal.status, reversal.executed_qty) == ("FILLED", Decimal("0.020"))
+    # The first trade closed the short at its entry, the second opened the long at the next level.
+    assert venue.position("ETHUSDT") == (Decimal("0.010"), Decimal("3000.01"))
+    assert [e["o"]["X"] for e in venue.sink.events if e["e"] == "ORDER_TRADE_UPDATE"][-2:] == [
+        "PARTIALLY_FILLED",
+        "FILLED",
+    ]

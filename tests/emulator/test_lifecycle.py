@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.admin import AdminApiError
 from emulator.testing import EmulatorProcess, VenueClient, running_emulator
 
 pytestmark = pytest.mark.asyncio
@@ -152,3 +153,34 @@ async def test_restart_from_a_snapshot_and_start_from_one(
         VenueClient(other.http_url, other.api_key, other.api_secret) as other_client,
     ):
         assert await _snapshot_view(other_client) == expected
+
+
+async def test_depth_makes_a_market_order_sweep_levels_over_rest(
+    venue: EmulatorProcess, client: VenueClient
+) -> None:
+    assert (await venue.admin.set_depth("ETHUSDT", "0.010"))["level_qty"] == "0.010"
+    order = await client.post(
+        "/fapi/v1/order",
+        {
+            "symbol": "ETHUSDT",
+            "side": "BUY",
+            "type": "MARKET",
+            "quantity": "0.025",
+            "newOrderRespType": "RESULT",
+        },
+    )
+    trades = (await client.get("/fapi/v1/userTrades", {"symbol": "ETHUSDT"})).body
+    assert [(t["orderId"], t["price"], t["qty"]) for t in trades] == [
+        (order.body["orderId"], "3000.00", "0.010"),
+        (order.body["orderId"], "3000.01", "0.010"),
+        (order.body["orderId"], "3000.02", "0.005"),
+    ]
+    assert len({t["time"] for t in trades}) == 1
+    assert (await venue.admin.set_depth("ETHUSDT", None))["level_qty"] is None
+    await client.post(
+        "/fapi/v1/order", {"symbol": "ETHUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.025"}
+    )
+    assert len((await client.get("/fapi/v1/userTrades", {"symbol": "ETHUSDT"})).body) == 4
+    with pytest.raises(AdminApiError) as bad:
+        await venue.admin.set_depth("ETHUSDT", "0")
+    assert bad.value.status == 400

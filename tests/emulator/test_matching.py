@@ -59,3 +59,27 @@ def test_trailing_stop_follows_the_best_price() -> None:
     assert matching.trailing_fires("SELL", extreme, Decimal(1), Decimal("108.9"))
     assert matching.trailing_activated("SELL", Decimal(105), Decimal(105))
     assert not matching.trailing_activated("BUY", Decimal(95), Decimal(96))
+
+
+@pytest.mark.parametrize(
+    ("side", "qty", "level", "limit", "trades"),
+    [
+        ("BUY", "0.020", None, None, [("100.0", "0.020")]),  # one unlimited level
+        ("BUY", "0.010", "0.010", None, [("100.0", "0.010")]),  # fits the first level
+        ("BUY", "0.020", "0.010", None, [("100.0", "0.010"), ("100.1", "0.010")]),  # a reversal, two levels
+        ("SELL", "0.025", "0.010", None, [("100.0", "0.010"), ("99.9", "0.010"), ("99.8", "0.005")]),
+        ("BUY", "0.030", "0.010", "100.1", [("100.0", "0.010"), ("100.1", "0.020")]),  # never past the limit
+    ],
+)
+def test_sweep_walks_levels_one_tick_worse_for_the_taker(
+    side: str, qty: str, level: str | None, limit: str | None, trades: list[tuple[str, str]]
+) -> None:
+    swept = matching.sweep(
+        side,
+        Decimal(qty),
+        Decimal("100.0"),
+        Decimal("0.1"),
+        Decimal(level) if level else None,
+        Decimal(limit) if limit else None,
+    )
+    assert swept == [(Decimal(p), Decimal(q)) for p, q in trades]
