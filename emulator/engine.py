@@ -311,9 +311,9 @@ class Exchange:
             order.side,
             order.orig_qty - order.executed_qty,
             last,
-            self.specs[order.symbol].tick_size,
-            self.level_qty.get(order.symbol),
-            limit,
+            tick=self.specs[order.symbol].tick_size,
+            level_qty=self.level_qty.get(order.symbol),
+            limit=limit,
         )
         now = self.now()
         for price, qty in trades:

@@ -1,8 +1,9 @@
 """Matching rules as pure functions of prices.
 
-By default the book is one level deep with no spread: every order trades against unlimited liquidity at the last
-price. With a level size set for a symbol (`sweep`), each price level holds that much: a taker order walks the
-book one tick at a time and fills in several trades in one transaction time, as a real market order does.
+By default the book is one level deep with no spread: every order trades against unlimited liquidity at the
+last price. With a level size set for a symbol (`sweep`), each price level holds that much: a taker order
+walks the book one tick at a time and fills in several trades in one transaction time, as a real market order
+does.
 - MARKET fills at the last price (taker).
 - LIMIT crosses when a buy's limit is at or above the last price (a sell's at or below): it fills at the
   last price as taker; otherwise it rests and fills at its own limit (maker) once the last price reaches it.
@@ -29,12 +30,13 @@ def sweep(
     side: str,
     qty: Decimal,
     last: Decimal,
+    *,
     tick: Decimal,
     level_qty: Decimal | None,
     limit: Decimal | None = None,
 ) -> list[tuple[Decimal, Decimal]]:
-    """The (price, quantity) trades of a taker order of `qty`: one at `last`, or, with `level_qty`, a trade per
-    level, each level one tick worse for the taker and never beyond a limit price (the rest trades there)."""
+    """The (price, quantity) trades of a taker order of `qty`: one at `last`, or, with `level_qty`, a trade
+    per level, each one tick worse for the taker and never beyond a limit price (the rest trades there)."""
     if level_qty is None or level_qty <= 0 or qty <= level_qty:
         return [(last, qty)]
     step = tick if side == "BUY" else -tick

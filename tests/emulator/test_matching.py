@@ -78,8 +78,8 @@ def test_sweep_walks_levels_one_tick_worse_for_the_taker(
         side,
         Decimal(qty),
         Decimal("100.0"),
-        Decimal("0.1"),
-        Decimal(level) if level else None,
-        Decimal(limit) if limit else None,
+        tick=Decimal("0.1"),
+        level_qty=Decimal(level) if level else None,
+        limit=Decimal(limit) if limit else None,
     )
     assert swept == [(Decimal(p), Decimal(q)) for p, q in trades]
