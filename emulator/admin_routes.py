@@ -220,6 +220,7 @@ class Admin:
                 "accounts": accounts,
                 "market_streams": venue.hub.market_connections(),
                 "subscriptions": venue.hub.subscribed_streams(),
+                "subscribers": venue.hub.subscriber_counts(),
             }
         )
 

@@ -102,6 +102,10 @@ class StreamHub:
         """Market streams somebody is subscribed to now (e.g. `btcusdt@kline_1m`)."""
         return sorted(stream for stream, subscribers in self._subscribers.items() if subscribers)
 
+    def subscriber_counts(self) -> dict[str, int]:
+        """How many connections are subscribed to each market stream now."""
+        return {stream: len(conns) for stream, conns in sorted(self._subscribers.items()) if conns}
+
     # ------------------------------------------------------------------ faults
 
     def drop(self, kind: str, account: str | None = None, *, abrupt: bool = True) -> int:
