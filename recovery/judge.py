@@ -36,6 +36,7 @@ def judge(
     in_scope: Callable[[str], bool],
     fills: Iterable[Any],
     snapshot: VenueSnapshot | None,
+    repaired: list[dict[str, str]] | None = None,
 ) -> Judgement:
     """`positions`/`open_orders`: the venue's (on this node's instruments); `fills`: the OrderFilled events
     reconciliation generated; `summary`: the cache as loaded."""
@@ -56,9 +57,17 @@ def judge(
             after_external=after_external,
             synthetic=[a["instrument"] for a in synthetic],
             lost_cache=lost_cache,
+            repaired=[r["instrument"] for r in repaired or ()],
         )
     ]
     mismatches = postcheck.mismatches(after, venue_net)
+    if snapshot is not None and snapshot.history_mismatches:
+        discrepancies.extend(
+            dict(d)
+            for d in postcheck.order_history_discrepancies(
+                venue_name=venue_name, withheld=snapshot.history_mismatches, mismatched=mismatches
+            )
+        )
     balances_after = cache_view.balances(cache, account_id)
     reconciliation = VenueReconciliation(
         venue=venue_name,
@@ -85,6 +94,8 @@ def judge(
     }
     if synthetic:
         detail["actions"] = synthetic
+    if repaired:
+        detail["repaired_fills"] = repaired
     if snapshot is not None:
         detail.update(
             requests=snapshot.requests,
@@ -93,6 +104,7 @@ def judge(
             rekeyed=snapshot.rekeyed,
             rejected_inflight=snapshot.rejected_inflight,
             not_reported=snapshot.not_reported,
+            history_mismatches=snapshot.history_mismatches,
         )
     _log(lost_cache, positions, open_orders, discrepancies)
     return Judgement(

@@ -133,6 +133,7 @@ class NodeLifecycle:
         self._last_venue_positions: list[VenuePosition] | None = None
         self._publications: dict[str, int] = {}
         self._reconcile_fills: list[Any] = []
+        self._repaired: list[dict[str, str]] = []
         self._failure_reported = False
         self._ready = False
         self._deadline = 0.0
@@ -284,7 +285,12 @@ class NodeLifecycle:
             node.add_exec_client_factory(CLIENT_NAME, BinanceLiveExecClientFactory)
         else:
             from recovery.binance.factory import ClientRegistry, make_exec_client_factory
+            from recovery.fill_window import cache_knows, limit_fill_adjustment
 
+            # nautilus' fill adjustment rewrites cached orders' reports from the venue's trades alone.
+            limit_fill_adjustment(
+                node.kernel.exec_engine, lambda instrument: cache_knows(node.cache, instrument)
+            )
             self._registry = ClientRegistry()
             node.add_exec_client_factory(
                 CLIENT_NAME,
@@ -434,9 +440,15 @@ class NodeLifecycle:
             )
         if step == "connect":
             return ReconciliationError("clients did not connect", {"step": step, **self._connection_detail()})
+        diff = self._failure_diff()
+        agree = all(d["cached_qty"] == d["venue_qty"] for d in diff["diff"])
+        why = (
+            "the positions agree: nautilus refused an order's history (its ExecEngine errors above name it)"
+            if agree and self._last_venue_positions is not None
+            else "see its log above"
+        )
         return ReconciliationError(
-            f"nautilus did not start the trader ({step} failed; see its log above)",
-            {"step": step, **self._failure_diff()},
+            f"nautilus did not start the trader ({step} failed; {why})", {"step": step, **diff}
         )
 
     def _ensure_supervisor_waits(self, seconds: float) -> None:
@@ -475,6 +487,13 @@ class NodeLifecycle:
     def reconciliation_fetched(self, snapshot: VenueSnapshot) -> None:
         self._snapshot = snapshot
         self._last_venue_positions = snapshot.positions
+        if self.stage in (Stage.CONNECTING, Stage.RECONCILING) and self._node is not None:
+            # Before nautilus applies the reports: a fill the cache holds on its order but not on its
+            # position (a kill between nautilus' two writes) goes to the position, if the venue agrees.
+            from recovery.cache_repair import repair_positions
+
+            venue_net = {p.instrument_id: p.signed_qty for p in snapshot.positions}
+            self._repaired = repair_positions(self._node.kernel.exec_engine, self._node.cache, venue_net)
 
     def reconciliation_failed(
         self, error: BaseException, venue_positions: list[VenuePosition] | None
@@ -555,6 +574,7 @@ class NodeLifecycle:
             in_scope=self._in_scope,
             fills=self._reconcile_fills,
             snapshot=self._snapshot,
+            repaired=self._repaired,
         )
 
     def _in_scope(self, instrument: str) -> bool:

@@ -23,6 +23,8 @@ RESOLVED_BY_ADOPTION = "adopted_venue"  # lost cache: the venue's position adopt
 LEFT_EXTERNAL = "external_unclaimed"  # aligned, but owned by no strategy (no external_order_claims for it)
 UNRESOLVED = "unresolved"
 DIVERGED = "diverged_in_reconciliation"  # matched at load, differs after: reconciliation made it worse
+REPAIRED_FROM_ORDERS = "order_fills_applied"  # the cache's own order fills, missing on the position
+KEPT_CACHE = "kept_cache"  # an order's venue history is shorter than the cache's; the positions agree
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,15 @@ def discrepancies(
     after_external: Mapping[str, Decimal],
     synthetic: Iterable[str] = (),
     lost_cache: bool = False,
+    repaired: Iterable[str] = (),
 ) -> list[Discrepancy]:
     """What differed between the cache as loaded (`before`) and the venue, and how it ended (`after`: the
     cached net after reconciliation; `after_external`: the part of it no strategy owns; `synthetic`:
-    instruments nautilus invented orders for). An instrument that matched at load but not after (a
+    instruments nautilus invented orders for; `repaired`: instruments whose position got fills its own
+    orders held, recovery.cache_repair). An instrument that matched at load but not after (a
     reconciliation that made things worse) is reported too, with the cached quantity after it."""
     synthetic_set = set(synthetic)
+    repaired_set = set(repaired)
     found: list[Discrepancy] = []
     for instrument in sorted(set(before) | set(venue) | set(after)):
         cached_qty = before.get(instrument, ZERO)
@@ -110,6 +115,8 @@ def discrepancies(
             resolved, resolution = False, LEFT_EXTERNAL
         elif instrument in synthetic_set:
             resolved, resolution = True, RESOLVED_BY_SYNTHETIC_FILL
+        elif instrument in repaired_set:
+            resolved, resolution = True, REPAIRED_FROM_ORDERS
         elif lost_cache and cached_qty == ZERO:
             resolved, resolution = True, RESOLVED_BY_ADOPTION
         else:
@@ -123,6 +130,34 @@ def discrepancies(
                 venue_qty=str(venue_qty),
                 resolved=resolved,
                 resolution=resolution,
+            )
+        )
+    return found
+
+
+def order_history_discrepancies(
+    *, venue_name: str, withheld: Iterable[Mapping[str, object]], mismatched: Iterable[Mismatch]
+) -> list[Discrepancy]:
+    """Orders the venue reports with less filled than the cache holds (withheld from nautilus, which would
+    refuse the whole reconciliation for them). Resolved when the instrument's position agrees with the venue:
+    exposure is what the node must get right; the order's own record keeps the cache's fills. `cached_qty` and
+    `venue_qty` are the order's filled quantities here."""
+    wrong = {m.instrument for m in mismatched}
+    found: list[Discrepancy] = []
+    for entry in withheld:
+        instrument = str(entry["instrument"])
+        resolved = instrument not in wrong
+        found.append(
+            Discrepancy(
+                venue=venue_name,
+                instrument=instrument,
+                kind=str(DiscrepancyKind.ORDER_HISTORY),
+                cached_qty=str(entry["cached_filled"]),
+                venue_qty=str(entry["venue_filled"]),
+                resolved=resolved,
+                resolution=KEPT_CACHE if resolved else UNRESOLVED,
+                client_order_id=str(entry["client_order_id"]),
+                venue_order_id=str(entry["venue_order_id"]),
             )
         )
     return found

@@ -95,3 +95,5 @@ class VenueSnapshot:
     rekeyed: list[str] = field(default_factory=list)  # triggered stops re-keyed to the cached order
     rejected_inflight: list[str] = field(default_factory=list)  # cached in-flight orders the venue never saw
     not_reported: list[str] = field(default_factory=list)  # venue orders nautilus cannot represent
+    # Cached orders the venue reports with less filled than the cache holds (withheld from nautilus).
+    history_mismatches: list[dict[str, Any]] = field(default_factory=list)

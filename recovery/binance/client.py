@@ -172,6 +172,7 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
             rekeyed=built.rekeyed,
             rejected_inflight=built.rejected_inflight,
             not_reported=built.not_reported,
+            history_mismatches=[m.detail() for m in built.history_mismatches],
         )
         return mass_status, snapshot
 

@@ -6,6 +6,9 @@
 - open orders and open algo orders are never filtered by a lookback (defect 4);
 - a cached order still "in flight" (SUBMITTED) that the venue has never seen is reported REJECTED, so it is
   resolved before strategies start instead of 20+ s later by the continuous check;
+- an order the venue reports with less filled than the cache holds is withheld from nautilus (which would
+  refuse the whole reconciliation, on every start) and reported as an `order_history` discrepancy: the
+  positions, not one order's history, decide whether the node may trade (the node's post-check);
 - what the venue holds (positions, open orders including conditional ones) is kept as plain values for the
   node's own check and for the strategies.
 """
@@ -49,6 +52,31 @@ class ReportContext:
     ts_init: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class HistoryMismatch:
+    """A cached order the venue reports with less filled than the cache holds (duplicated or invented fills
+    in the cache, or a venue that lost history): nautilus cannot reconcile it, so its report is withheld."""
+
+    client_order_id: str
+    venue_order_id: str
+    instrument_id: str
+    cached_filled: Decimal
+    venue_filled: Decimal
+    cached_trades: list[str]
+    venue_trades: list[str]
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "client_order_id": self.client_order_id,
+            "venue_order_id": self.venue_order_id,
+            "instrument": self.instrument_id,
+            "cached_filled": str(self.cached_filled),
+            "venue_filled": str(self.venue_filled),
+            "cached_trades": self.cached_trades,
+            "venue_trades": self.venue_trades,
+        }
+
+
 @dataclass
 class BuiltReports:
     orders: list[Any] = field(default_factory=list)
@@ -59,6 +87,7 @@ class BuiltReports:
     rekeyed: list[str] = field(default_factory=list)  # "cid: algoId <- child orderId"
     rejected_inflight: list[str] = field(default_factory=list)  # client order ids
     not_reported: list[str] = field(default_factory=list)  # venue orders nautilus cannot represent
+    history_mismatches: list[HistoryMismatch] = field(default_factory=list)  # withheld from nautilus
 
 
 def latest(rows: Iterable[Any], key: Callable[[Any], Any]) -> dict[Any, Any]:
@@ -146,6 +175,7 @@ def build_reports(
             )
         )
 
+    built.history_mismatches = _withhold_shorter_histories(ctx, order_reports, fill_list)
     built.orders = [*order_reports.values(), *algo_reports]
     built.orders.extend(
         _reject_unknown_inflight(ctx, orders.values(), algos.values(), fetched_symbols, built)
@@ -181,6 +211,44 @@ def _rekey_triggered(
             fill.venue_order_id = algo_vid
             fill.client_order_id = cached.client_order_id
     return f"{cached.client_order_id.value}: algoId {algo.algoId} <- order {algo.actualOrderId}"
+
+
+def _withhold_shorter_histories(
+    ctx: ReportContext, order_reports: dict[str, Any], fills: list[Any]
+) -> list[HistoryMismatch]:
+    """Remove (in place) the reports and fills of cached orders the venue says filled less than the cache
+    holds, and say which. nautilus answers such a report with "report.filled_qty < order.filled_qty" and fails
+    the whole reconciliation; the same report comes back at every start, so the node could never start."""
+    found = []
+    for key, report in list(order_reports.items()):
+        cid = report.client_order_id or ctx.cache.client_order_id(report.venue_order_id)
+        cached = ctx.cache.order(cid) if cid is not None else None
+        if cached is None or Decimal(str(cached.filled_qty)) <= Decimal(str(report.filled_qty)):
+            continue
+        venue_trades = [f.trade_id.value for f in fills if f.venue_order_id == report.venue_order_id]
+        del order_reports[key]
+        fills[:] = [f for f in fills if f.venue_order_id != report.venue_order_id]
+        mismatch = HistoryMismatch(
+            client_order_id=cached.client_order_id.value,
+            venue_order_id=report.venue_order_id.value,
+            instrument_id=str(cached.instrument_id),
+            cached_filled=Decimal(str(cached.filled_qty)),
+            venue_filled=Decimal(str(report.filled_qty)),
+            cached_trades=[t.value for t in cached.trade_ids],
+            venue_trades=venue_trades,
+        )
+        log.error(
+            "order %s (venue %s): the venue reports %s filled (trades %s), the cache holds %s (trades %s); "
+            "its report is withheld from nautilus, the positions decide",
+            mismatch.client_order_id,
+            mismatch.venue_order_id,
+            mismatch.venue_filled,
+            venue_trades,
+            mismatch.cached_filled,
+            mismatch.cached_trades,
+        )
+        found.append(mismatch)
+    return found
 
 
 def _reject_unknown_inflight(

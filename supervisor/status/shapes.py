@@ -28,6 +28,7 @@ class DiscrepancyKind(enum.StrEnum):
     SIDE = "side"  # long in the cache, short at the venue (or the reverse)
     MISSING_IN_CACHE = "missing_in_cache"  # the venue holds a position the cache does not know
     MISSING_AT_VENUE = "missing_at_venue"  # the cache holds a position the venue closed (e.g. a stop hit)
+    ORDER_HISTORY = "order_history"  # an order's venue fills fall short of the cache's (order ids given)
     OTHER = "other"  # anything else a node reports (metrics label value for unknown kinds)
 
 
@@ -57,6 +58,8 @@ class Discrepancy(TypedDict):
     venue_qty: NotRequired[str]  # signed decimal string; "0" when the venue had none
     resolved: bool
     resolution: NotRequired[str]  # what was done, e.g. "adopted_venue", "synthetic_fill"
+    client_order_id: NotRequired[str]  # order_history: the order concerned
+    venue_order_id: NotRequired[str]
 
 
 class RecoveryAction(TypedDict):

@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from recovery.postcheck import Mismatch, classify, discrepancies, mismatches, net_by_instrument
+from recovery.postcheck import (
+    Mismatch,
+    classify,
+    discrepancies,
+    mismatches,
+    net_by_instrument,
+    order_history_discrepancies,
+)
 from supervisor.status.shapes import DiscrepancyKind as K
 
 BTC, ETH = "BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE"
@@ -103,3 +110,32 @@ def run(**kw: object) -> list[dict[str, object]]:
 def test_discrepancies(kw: dict[str, object], expected: list[tuple[object, ...]]) -> None:
     got = [(d["kind"], d["cached_qty"], d["venue_qty"], d["resolved"], d["resolution"]) for d in run(**kw)]
     assert got == expected
+
+
+def test_an_order_history_shorter_at_the_venue_is_resolved_only_where_the_position_agrees() -> None:
+    withheld = [
+        {
+            "client_order_id": "EN001-35-120",
+            "venue_order_id": "4360190962",
+            "instrument": BTC,
+            "cached_filled": "0.020",
+            "venue_filled": "0.010",
+        },
+        {
+            "client_order_id": "EN001-35-121",
+            "venue_order_id": "4360190963",
+            "instrument": ETH,
+            "cached_filled": "0.5",
+            "venue_filled": "0.4",
+        },
+    ]
+    wrong = [Mismatch(ETH, Decimal("0.5"), Decimal("0.4"))]
+    found = order_history_discrepancies(venue_name="binance", withheld=withheld, mismatched=wrong)
+    assert [
+        (d["instrument"], d["kind"], d["client_order_id"], d["cached_qty"], d["venue_qty"], d["resolution"])
+        for d in found
+    ] == [
+        (BTC, "order_history", "EN001-35-120", "0.020", "0.010", "kept_cache"),
+        (ETH, "order_history", "EN001-35-121", "0.5", "0.4", "unresolved"),
+    ]
+    assert [d["resolved"] for d in found] == [True, False]
