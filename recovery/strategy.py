@@ -146,6 +146,8 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         self._delivered: frozenset[str] = frozenset()
         self._loaded_mirror: dict[str, bytes] = {}
         self._internal_submit = False
+        # Orders submit_order took that wait for earlier state writes to be durable (not in the cache yet).
+        self._awaiting_state: dict[str, Order] = {}
         self._delivering = False
         self._port = StrategyOrderPort(self)
         self._watcher = OrderWatcher(self._port.order_status)
@@ -193,6 +195,13 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
     @property
     def recovery_failure(self) -> str | None:
         return self._failure
+
+    @property
+    def orders_awaiting_state(self) -> list[Order]:
+        """Orders `submit_order` accepted that are not in the cache yet: each waits until the state written
+        before it is in Redis (milliseconds). Count them as working orders, or a second signal arriving in
+        between sends a second order."""
+        return list(self._awaiting_state.values())
 
     def set_state(self, **changes: Any) -> None:
         """Change declared state fields and persist the change (awaited in order before any later submit)."""
@@ -662,6 +671,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
             self.log.error(f"{self._sid}: not submitting {order.client_order_id}: the cache already has it")
             return
         assert self._journal is not None
+        self._awaiting_state[order.client_order_id.value] = order
         self._journal.after_writes(
             lambda: self._submit_when_durable(order, position_id, client_id, params),
             lambda exc: self._deny(order, f"STATE_NOT_DURABLE: {exc}"),
@@ -670,6 +680,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
     def _submit_when_durable(
         self, order: Order, position_id: Any, client_id: Any, params: dict[str, object] | None
     ) -> None:
+        self._awaiting_state.pop(order.client_order_id.value, None)
         refusal = self._refusal()
         if refusal is not None:
             self._deny(order, refusal)
@@ -725,6 +736,7 @@ class RecoverableStrategy(Strategy):  # type: ignore[misc]  # nautilus ships no 
         return f"{REFUSED_RECOVERING}: positions, protective orders, state and indicators are being restored"
 
     def _deny(self, order: Order, reason: str) -> None:
+        self._awaiting_state.pop(order.client_order_id.value, None)
         self._port.deny(order, reason)
 
     # ------------------------------------------------------------------------------------------------------

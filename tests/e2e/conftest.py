@@ -118,15 +118,16 @@ async def fleet_factory(short_dir: Path) -> AsyncIterator[Any]:
         finally:
             for daemon in started:
                 await daemon.close()
-            for pattern in (
-                f"trader-{trader_id}:*",
-                f"positions:{trader_id}:*",
-                f"fleet-archive:{trader_id}:*",
-            ):
-                keys = [k async for k in redis.scan_iter(match=pattern)]
-                if keys:
-                    await redis.delete(*keys)
-            # Retained topics of this test's prefix.
-            for topic in {m.topic for m in mqtt.messages if m.retain and m.payload}:
-                await mqtt.client.publish(topic, b"", qos=1, retain=True)
+            await forget(redis, mqtt, [trader_id])
             await redis.aclose()
+
+
+async def forget(redis: aioredis.Redis, mqtt: Watcher, trader_ids: list[str]) -> None:
+    """Remove what a test's traders left in Redis and the retained topics of its prefix."""
+    for trader_id in trader_ids:
+        for pattern in (f"trader-{trader_id}:*", f"positions:{trader_id}:*", f"fleet-archive:{trader_id}:*"):
+            keys = [k async for k in redis.scan_iter(match=pattern)]
+            if keys:
+                await redis.delete(*keys)
+    for topic in {m.topic for m in mqtt.messages if m.retain and m.payload}:
+        await mqtt.client.publish(topic, b"", qos=1, retain=True)
