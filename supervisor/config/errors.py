@@ -37,7 +37,7 @@ def quote(text: str) -> str:
     shown = text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN]
     escaped = shown.replace("\\", "\\\\").replace('"', '\\"')
     quoted = '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in escaped) + '"'
-    return quoted if shown is text else f"{quoted[:-1]}...\" ({len(text)} characters)"
+    return quoted if shown is text else f'{quoted[:-1]}..." ({len(text)} characters)'
 
 
 @dataclasses.dataclass(frozen=True)
