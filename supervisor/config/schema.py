@@ -115,6 +115,16 @@ class WatchdogSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     timeout: Duration = Duration(10.0)
 
 
+class ReadinessSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When a node counts as ready. `notify` (default): it says READY=1 (sd_notify) within ready_timeout, as
+    strategy nodes do. `running`: a program that does not speak sd_notify is ready once it has run for `after`
+    without exiting (systemd's Type=exec with `after: 0s`, supervisord's startsecs); it is watched only by
+    its exit (and by the watchdog if it ever sends WATCHDOG=1)."""
+
+    mode: Literal["notify", "running"] = "notify"
+    after: Duration = Duration(1.0)
+
+
 class CacheCompactionSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Before each start of a strategy node, its closed nautilus history beyond what is kept here is moved to
     an archive in Redis (restorable), because nautilus loads all of it at start (~0.2-0.5 ms per item)."""
@@ -150,6 +160,7 @@ class NodeDefaults(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
+    readiness: ReadinessSpec = ReadinessSpec()
     cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
 
 
@@ -173,6 +184,7 @@ class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
+    readiness: ReadinessSpec = ReadinessSpec()
     cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
 
 
