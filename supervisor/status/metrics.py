@@ -18,7 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from supervisor.clock import Clock
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.states import ExitReason, NodeState
 from supervisor.status import build
 from supervisor.status.shapes import (
@@ -190,6 +190,18 @@ class FleetMetrics:
             ["node", "venue"],
             registry=r,
         )
+        self._reload_failures = Counter(
+            "fleet_reload_failures",
+            "Reloads of fleet.yaml that were refused (an invalid file, or any failure while reloading); "
+            "the fleet kept running unchanged.",
+            registry=r,
+        )
+        self._reload_ok = Gauge(
+            "fleet_config_last_reload_successful",
+            "1 when the last reload of fleet.yaml was applied (or none happened yet), 0 when it was refused.",
+            registry=r,
+        )
+        self._reload_ok.set(1)
         if mqtt is not None:
             r.register(_MqttCollector(mqtt))
         self._series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
@@ -268,6 +280,11 @@ class FleetMetrics:
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
         # Everything in the summary is already in fleet_node_state (sum by state).
         return
+
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
+        self._reload_ok.set(1 if outcome.applied else 0)
+        if not outcome.applied:
+            self._reload_failures.inc()
 
     # ----- helpers -----
 
