@@ -93,6 +93,7 @@ class FleetRequestLimiter:
         self._acquire_script = redis.register_script(rate_budget.ACQUIRE_SCRIPT)
         self._observe_script = redis.register_script(rate_budget.OBSERVE_SCRIPT)
         self._weight_base = rate_budget.weight_key_base(group)
+        self._pause_key = rate_budget.pause_key(group)
         self._orders_base = rate_budget.orders_key_base(account) if account else ""
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._admission = asyncio.Lock()
@@ -225,6 +226,7 @@ class FleetRequestLimiter:
             max(1, int(limits.orders_10s * share)),
             max(1, int(limits.orders_1m * share)),
             round(limits.window_s * 1000),
+            self._pause_key,
         )
 
         async def call() -> Any:
@@ -252,16 +254,19 @@ class FleetRequestLimiter:
     async def observe(self, usage: VenueUsage, ticket: _FleetTicket | None = None) -> None:
         """The venue's usage headers after one of this node's requests."""
         self._fallback.observe(usage)  # the venue's own count guards the fallback too
+        seen: int | None = None
+        pause_ms = -1
         if usage.limited is not None:
-            # The venue refused: the group's window is spent, for every node of it.
-            seen: int | None = self.limits.weight
+            # The venue refused: every node of the group waits as long as it says (a ban outlasts the
+            # window), or, when it does not say, until the next window.
             if usage.retry_after_s is not None:
                 self.pause(usage.retry_after_s)
+                pause_ms = max(1, round(usage.retry_after_s * 1000))
+            else:
+                seen = self.limits.weight
         elif usage.weight is not None and usage.window_s == self.limits.window_s:
             seen = usage.weight
-        else:
-            seen = None
-        if seen is None and usage.orders_10s is None and usage.orders_1m is None:
+        if seen is None and pause_ms < 0 and usage.orders_10s is None and usage.orders_1m is None:
             return
         if not self._redis_due():
             return
@@ -278,6 +283,8 @@ class FleetRequestLimiter:
             -1 if usage.orders_1m is None else usage.orders_1m,
             round(self.limits.window_s * 1000),
             start,
+            self._pause_key,
+            pause_ms,
         )
         try:
             self.used = int(await self._bounded(lambda: self._observe_script(keys=[], args=args)))

@@ -12,6 +12,8 @@ Keys (`{group}` and `{account}` are the strings below, used verbatim; `{start}` 
 - `fleet:ratelimit:weight:{group}:{start}` (integer, TTL two windows): weight the group spent in the window.
 - `fleet:ratelimit:orders:{account}:10000:{start}` (integer, TTL 20 s): orders placed in the 10 s window.
 - `fleet:ratelimit:orders:{account}:60000:{start}` (integer, TTL 120 s): orders placed in the minute.
+- `fleet:ratelimit:pause:{group}` (integer, TTL the pause): epoch ms before which no node of the group may
+  send, set from a 429's or 418's Retry-After (a ban outlasts windows).
 - `fleet:ratelimit:limits:{group}` (hash, TTL one day): `weight`, `window_ms`, `recovery_budget`, as the last
   node saw them (the venue announces its limits in exchangeInfo).
 
@@ -92,11 +94,15 @@ def limits_key(group: str) -> str:
     return f"{KEY_PREFIX}:limits:{group}"
 
 
+def pause_key(group: str) -> str:
+    return f"{KEY_PREFIX}:pause:{group}"
+
+
 # ---- Lua: every decision is one atomic script on Redis' clock ----------------------------------------------
 
 # KEYS: none (window keys derive from TIME; standalone Redis or Sentinel, not Cluster).
 # ARGV: weight base, orders base ("" for none), weight, orders, weight budget, orders-10s budget,
-#       orders-1m budget, window ms.
+#       orders-1m budget, window ms, pause key.
 # Returns {admitted 0/1, weight used after, ms to wait when refused, window start ms}.
 ACQUIRE_SCRIPT = """
 local t = redis.call('TIME')
@@ -124,6 +130,10 @@ if orders > 0 and ARGV[2] ~= '' then
     okeys[i] = {okey, 2 * length}
   end
 end
+local paused = tonumber(redis.call('GET', ARGV[9]) or '0')
+if paused > now then
+  wait = math.max(wait, paused - now)
+end
 if wait > 0 then
   return {0, used, wait, start}
 end
@@ -141,7 +151,8 @@ return {1, used, 0, start}
 # The venue's own count raises ours (never lowers it). An observation made in a window other than the one
 # the request was admitted in is dropped: it may describe the previous window.
 # ARGV: weight base, orders base ("" for none), venue weight (-1: none), weight in flight besides it,
-#       orders 10s (-1), orders 1m (-1), window ms, admission window start (-1: unknown).
+#       orders 10s (-1), orders 1m (-1), window ms, admission window start (-1: unknown), pause key,
+#       pause ms (-1: none; a refusal's Retry-After holds the whole group).
 # Returns the weight count after.
 OBSERVE_SCRIPT = """
 local t = redis.call('TIME')
@@ -159,6 +170,10 @@ if seen >= 0 and (admitted < 0 or admitted == start) then
     used = estimate
   end
 end
+local pause = tonumber(ARGV[10])
+if pause > 0 and now + pause > tonumber(redis.call('GET', ARGV[9]) or '0') then
+  redis.call('SET', ARGV[9], now + pause, 'PX', pause)
+end
 if ARGV[2] ~= '' then
   for i, length in ipairs({10000, 60000}) do
     local count = tonumber(ARGV[4 + i])
@@ -174,14 +189,16 @@ end
 return used
 """
 
-# ARGV: weight base, window ms. Returns {weight used, window start ms, ms until the next window}.
+# ARGV: weight base, window ms, pause key.
+# Returns {weight used, window start ms, ms until the next window, ms the group is paused for}.
 READ_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
 local start = now - (now % window)
 local used = tonumber(redis.call('GET', ARGV[1] .. ':' .. start) or '0')
-return {used, start, start + window - now}
+local paused = tonumber(redis.call('GET', ARGV[3]) or '0')
+return {used, start, start + window - now, math.max(0, paused - now)}
 """
 
 
@@ -196,6 +213,7 @@ class GroupUsage:
     window_ms: int
     window_start_ms: int
     resets_in_ms: int
+    paused_ms: int  # the venue refused a request of the group: nobody sends for this long
 
 
 async def read_group_usage(
@@ -207,7 +225,9 @@ async def read_group_usage(
         raw = await redis.hgetall(limits_key(group))
         limits = {_text(k): int(_text(v)) for k, v in raw.items()}
         window_ms = limits.get("window_ms", default_window_ms)
-        used, start, resets_in = await redis.eval(READ_SCRIPT, 0, weight_key_base(group), window_ms)
+        used, start, resets_in, paused = await redis.eval(
+            READ_SCRIPT, 0, weight_key_base(group), window_ms, pause_key(group)
+        )
     return GroupUsage(
         group=group,
         used=int(used),
@@ -216,6 +236,7 @@ async def read_group_usage(
         window_ms=window_ms,
         window_start_ms=int(start),
         resets_in_ms=int(resets_in),
+        paused_ms=int(paused),
     )
 
 

@@ -72,9 +72,7 @@ async def test_two_nodes_on_one_group_never_exceed_the_budget_together(group: st
     assert sum(n.waited_s for n in nodes) > 0
 
 
-async def test_the_venue_count_raises_the_shared_count_and_a_refusal_spends_the_window(
-    redis_client: aioredis.Redis, group: str
-) -> None:
+async def test_the_venue_count_raises_the_shared_count(redis_client: aioredis.Redis, group: str) -> None:
     first, second = limiter(redis_client, group), limiter(redis_client, group)
     await _wait_for_window_with_room(redis_client)
     async with first.slot(5) as ticket:
@@ -85,16 +83,32 @@ async def test_the_venue_count_raises_the_shared_count_and_a_refusal_spends_the_
     assert usage.window_ms == 1000 and 0 < usage.resets_in_ms <= 1000
     async with second.slot(10):  # 40 + 10 = 50: fits
         pass
-    waiting = asyncio.create_task(_enter(second, 1))
-    await asyncio.sleep(0.1)
-    assert not waiting.done() or second.waited_s > 0  # 51 > 50: waits for the next window
-    await asyncio.wait_for(waiting, 3)
-    await _wait_for_window_with_room(redis_client)
+    before = second.waited_s
+    await asyncio.wait_for(_enter(second, 1), 3)  # 51 > 50: waits for the next window
+    assert second.waited_s > before
+
+
+async def test_a_ban_holds_every_node_of_the_group_for_its_retry_after(
+    redis_client: aioredis.Redis, group: str
+) -> None:
+    first, second = limiter(redis_client, group), limiter(redis_client, group)
     async with first.slot(1) as ticket:
-        await ticket.observe(VenueUsage(limited=429, retry_after_s=0.2))
-    spent = await rate_budget.read_group_usage(redis_client, group, timeout_s=1.0)
-    assert spent.used >= 100  # the whole group waits for the next window
-    assert second.used <= 100
+        await ticket.observe(VenueUsage(limited=418, retry_after_s=2.5))  # longer than a window
+    paused = (await rate_budget.read_group_usage(redis_client, group, timeout_s=1.0)).paused_ms
+    assert 2000 < paused <= 2500
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(_enter(second, 1), 5)  # the other node never heard the 418 itself
+    assert asyncio.get_running_loop().time() - started >= 2.0
+
+
+async def test_a_refusal_without_retry_after_spends_the_window(
+    redis_client: aioredis.Redis, group: str
+) -> None:
+    node = limiter(redis_client, group)
+    await _wait_for_window_with_room(redis_client)
+    async with node.slot(1) as ticket:
+        await ticket.observe(VenueUsage(limited=429))
+    assert (await rate_budget.read_group_usage(redis_client, group, timeout_s=1.0)).used >= 100
 
 
 async def test_a_stale_venue_count_from_the_previous_window_is_ignored(

@@ -120,12 +120,22 @@ async def test_the_supervisor_reads_a_groups_usage(redis: aioredis.Redis) -> Non
             mapping={"weight": 2400, "window_ms": 60_000, "recovery_budget": 1200},
         )
         admitted, used, _, start = await redis.eval(
-            rate_budget.ACQUIRE_SCRIPT, 0, rate_budget.weight_key_base(group), "", 40, 0, 1200, 1, 1, 60_000
+            rate_budget.ACQUIRE_SCRIPT,
+            0,
+            rate_budget.weight_key_base(group),
+            "",
+            40,
+            0,
+            1200,
+            1,
+            1,
+            60_000,
+            rate_budget.pause_key(group),
         )
         assert (admitted, used) == (1, 40)
         usage = await rate_budget.read_group_usage(redis, group, timeout_s=1.0)
         assert (usage.used, usage.limit, usage.recovery_budget) == (40, 2400, 1200)
-        assert usage.window_start_ms == start and 0 < usage.resets_in_ms <= 60_000
+        assert usage.window_start_ms == start and 0 < usage.resets_in_ms <= 60_000 and usage.paused_ms == 0
         ttl = await redis.pttl(f"{rate_budget.weight_key_base(group)}:{start}")
         assert 60_000 < ttl <= 120_000  # two windows
     finally:
