@@ -192,9 +192,9 @@ async def fetch_for_reconciliation(
 
 
 def rate_limited(exc: BaseException, now: float | None = None) -> RateLimitedError | None:
-    """A 429/418 answer, else None. nautilus' HTTP client passes no response headers (Retry-After is lost),
-    so the wait is the venue's own rule: request weight is counted in one-minute windows on the clock, and
-    the next window starts at the next full minute."""
+    """A 429/418 answer, else None. The wait is the answer's Retry-After (our HTTP transport keeps it;
+    nautilus' own passes no response headers), else the venue's own rule: request weight is counted in
+    one-minute windows on the clock, and the next window starts at the next full minute."""
     status = getattr(exc, "status", None)
     if status not in (418, 429):
         return None
