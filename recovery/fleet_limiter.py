@@ -107,6 +107,8 @@ class FleetRequestLimiter:
             scope_reason="",
         )
         self.limits = limits or VenueLimits()
+        # Published for the supervisor once known: given here, or announced by the venue (exchangeInfo).
+        self._limits_known = limits is not None
         self._limits_published = False
         self._local_since: float | None = None  # monotonic time of the current fallback, None: on Redis
         self.fallback_reason: str | None = None  # the first fallback's reason
@@ -143,6 +145,7 @@ class FleetRequestLimiter:
             log.info("venue limits: %s", limits)
             self.limits = limits
             self._limits_published = False
+        self._limits_known = True
         self._fallback.update_limits(limits)
 
     def budget_detail(self) -> dict[str, Any]:
@@ -230,7 +233,7 @@ class FleetRequestLimiter:
         )
 
         async def call() -> Any:
-            if not self._limits_published:
+            if self._limits_known and not self._limits_published:
                 await self._publish_limits()
             return await self._acquire_script(keys=[], args=args)
 

@@ -95,6 +95,8 @@ async def test_two_nodes_on_one_rate_group_never_exceed_the_venue_limit_together
         ]
         await asyncio.gather(*(node.wait_ready(timeout_s=80) for node in started))
         budgets = [node.detail("reconciled")["rate_budget"] for node in started]
+        usage = await rate_budget.read_group_usage(redis_client, group, timeout_s=2.0)  # as the gate reads it
+        assert (usage.limit, usage.window_ms, usage.recovery_budget) == (LIMIT, WINDOW_S * 1000, LIMIT // 2)
         assert [await node.terminate() for node in started] == [0, 0]
     finally:
         await launcher.close()
