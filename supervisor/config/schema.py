@@ -16,6 +16,8 @@ import msgspec
 NODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 # Venue names appear in topics too (recovery/<trader_id>/<venue>).
 VENUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+# Rate groups are Redis key parts (supervisor/rate_budget.py): no spaces, no glob characters.
+RATE_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,199}$"
 
 
 class Duration(float):
@@ -89,6 +91,10 @@ class VenueSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     testnet: bool = False
     # Label identifying the account behind the credentials; defaults to the venue's name.
     account: str | None = None
+    # The fleet-wide request-weight budget (in Redis) this entry's requests share. The venue counts weight per
+    # client address, so the default is the venue's base URL plus this host's name
+    # ("https://fapi.binance.com@host-a"); give hosts behind one public address (NAT) the same value.
+    rate_group: Annotated[str, msgspec.Meta(pattern=RATE_GROUP_PATTERN)] | None = None
 
 
 class StartLimitSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
