@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 class UnappliedFill:
     order: Any  # nautilus Order
     fill: Any  # nautilus OrderFilled, as the order holds it
+    # A reversal whose closing half reached the position and whose opening half did not (a kill between
+    # nautilus' close-and-reopen writes): the quantity still to open. None: the whole fill is missing.
+    open_half: Decimal | None = None
 
     @property
     def instrument_id(self) -> str:
@@ -37,26 +40,30 @@ class UnappliedFill:
 
     @property
     def signed_qty(self) -> Decimal:
-        qty = Decimal(str(self.fill.last_qty))
+        qty = self.open_half if self.open_half is not None else Decimal(str(self.fill.last_qty))
         return qty if self.fill.order_side.name == "BUY" else -qty
 
     def detail(self) -> dict[str, str]:
-        return {
+        detail = {
             "instrument": self.instrument_id,
             "client_order_id": self.fill.client_order_id.value,
             "trade_id": self.fill.trade_id.value,
             "position_id": self.fill.position_id.value,
             "fill": f"{self.fill.order_side.name} {self.fill.last_qty} @ {self.fill.last_px}",
         }
+        if self.open_half is not None:
+            detail["open_half"] = str(self.open_half)
+        return detail
 
 
 def unapplied_fills(orders: Iterable[Any], position_of: Callable[[Any], Any]) -> list[UnappliedFill]:
     """Fills recorded on an order after its position's last applied fill, in the order they happened.
 
     A fill is unapplied when its position exists, does not hold its trade, and the fill is newer than the
-    position's last one; at the same timestamp (trades of one order share the venue's transaction time) only
-    fills listed after the position's last trade on the same order count, so that the closing trades of a
-    reversal that swept several levels (kept in the previous lifecycle) are not taken for missing ones."""
+    position's last one (or, for a reversal, when the position holds only its closing half). At the same
+    timestamp (trades of one order share the venue's transaction time) only fills listed after the
+    position's last trade on the same order count, so that the closing trades of a reversal that swept
+    several levels (kept in the previous lifecycle) are not taken for missing ones."""
     found: list[tuple[int, int, UnappliedFill]] = []
     for order in orders:
         fills = [e for e in order.events if isinstance(e, OrderFilled)]
@@ -64,7 +71,14 @@ def unapplied_fills(orders: Iterable[Any], position_of: Callable[[Any], Any]) ->
             if fill.position_id is None:
                 continue
             position = position_of(fill.position_id)
-            if position is None or fill.trade_id in position.trade_ids:
+            if position is None:
+                continue
+            if fill.trade_id in position.trade_ids:
+                half = _missing_open_half(position, fill)
+                if half is not None:
+                    found.append(
+                        (fill.ts_event, index, UnappliedFill(order=order, fill=fill, open_half=half))
+                    )
                 continue
             newer = fill.ts_event > position.ts_last
             same_time_after_last = fill.ts_event == position.ts_last and any(
@@ -73,6 +87,23 @@ def unapplied_fills(orders: Iterable[Any], position_of: Callable[[Any], Any]) ->
             if newer or same_time_after_last:
                 found.append((fill.ts_event, index, UnappliedFill(order=order, fill=fill)))
     return [item for _, _, item in sorted(found, key=lambda entry: (entry[0], entry[1]))]
+
+
+def _missing_open_half(position: Any, fill: Any) -> Decimal | None:
+    """The opening half of a reversal fill the position lacks: the position holds the fill's trade only as
+    the close of its last lifecycle (closed, by less than the fill's quantity, at the fill's time)."""
+    if not position.is_closed or fill.ts_event < position.ts_last:
+        return None
+    applied = sum(
+        (
+            Decimal(str(e.last_qty))
+            for e in position.events
+            if isinstance(e, OrderFilled) and e.trade_id == fill.trade_id
+        ),
+        Decimal(0),
+    )
+    rest = Decimal(str(fill.last_qty)) - applied
+    return rest if applied > 0 and rest > 0 else None
 
 
 def completes_to_venue(
@@ -107,6 +138,43 @@ def repair_positions(engine: Any, cache: Any, venue_net: dict[str, Decimal]) -> 
         )
         return []
     for item in unapplied:
-        engine._handle_order_fill(item.order, item.fill, engine._determine_oms_type(item.fill))
+        oms_type = engine._determine_oms_type(item.fill)
+        if item.open_half is None:
+            engine._handle_order_fill(item.order, item.fill, oms_type)
+        else:
+            # What nautilus' flip does after closing: open the new lifecycle with the rest of the fill.
+            instrument = cache.instrument(item.fill.instrument_id)
+            engine._open_position(instrument, None, _open_half_fill(item.fill, item.open_half), oms_type)
+    # nautilus publishes the position events this causes with the next order event it handles (reconciliation
+    # makes some; the node re-syncs its positions summary from the cache after reconciliation anyway).
     log.warning("applied fills the cache held on orders but not on their positions: %s", details)
     return details
+
+
+def _open_half_fill(fill: Any, quantity: Decimal) -> Any:
+    """The fill's opening part, as nautilus splits a reversal (same trade id, the rest of its commission)."""
+    from nautilus_trader.core.uuid import UUID4
+    from nautilus_trader.model.objects import Money, Quantity
+
+    share = quantity / Decimal(str(fill.last_qty))
+    commission = Money(fill.commission.as_decimal() * share, fill.commission.currency)
+    return OrderFilled(
+        trader_id=fill.trader_id,
+        strategy_id=fill.strategy_id,
+        instrument_id=fill.instrument_id,
+        client_order_id=fill.client_order_id,
+        venue_order_id=fill.venue_order_id,
+        account_id=fill.account_id,
+        trade_id=fill.trade_id,
+        position_id=fill.position_id,
+        order_side=fill.order_side,
+        order_type=fill.order_type,
+        last_qty=Quantity(quantity, fill.last_qty.precision),
+        last_px=fill.last_px,
+        currency=fill.currency,
+        commission=commission,
+        liquidity_side=fill.liquidity_side,
+        event_id=UUID4(),
+        ts_event=fill.ts_event,
+        ts_init=fill.ts_init,
+    )

@@ -273,3 +273,51 @@ async def test_a_kill_between_the_order_write_and_the_position_write_is_repaired
     assert reconciled.get("actions", []) == []  # nothing invented
     assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
     node = await restart_and_check(nodes, venue, node, spec, trader_id)
+
+
+async def test_a_kill_between_a_reversals_close_and_reopen_is_repaired_from_the_order(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """nautilus applies a reversal to a NETTING position in two writes: the close (the position's record gets
+    the closing part of the fill, and is closed), then the re-open (the record is replaced by the new
+    lifecycle). Killed in between, the cache holds the order filled, the position closed, and the venue the
+    new position; nautilus' position reconciliation then did nothing (the closed position already holds the
+    trade) and every start failed its post-check (found by the kill drill)."""
+    import msgspec
+    from nautilus_trader.core.uuid import UUID4
+    from nautilus_trader.model.events import OrderFilled
+    from nautilus_trader.serialization.serializer import MsgSpecSerializer
+
+    await venue.admin.set_price(SYMBOL, "3000.00")
+    spec = node_spec(venue, trader_id, [reverser()])
+    node = await start_trading(nodes, venue, spec)
+    await venue.admin.set_price(SYMBOL, SHORT_PX)
+    await wait_settled(node, venue, -SIZE)
+    position_id = "ETHUSDT-PERP.BINANCE-ReversingProbe-001"
+    position_key = f"trader-{trader_id}:positions:{position_id}"
+    short = await redis_client.dump(position_key)
+    assert short is not None
+    await venue.admin.set_price(SYMBOL, LONG_PX)  # BUY 0.020: closes the short, opens a long
+    await wait_settled(node, venue, SIZE)
+    await kill(venue, node)
+
+    # The cache as the kill left it: the short's record plus the closing half of the reversal, closed.
+    serializer = MsgSpecSerializer(encoding=msgspec.msgpack, timestamps_as_str=True)
+    [reversal] = [o for o in (await venue.admin.orders(SYMBOL))["orders"] if o["side"] == "BUY"]
+    fill = serializer.deserialize(
+        await redis_client.lindex(f"trader-{trader_id}:orders:{reversal['clientOrderId']}", -1)
+    )
+    assert isinstance(fill, OrderFilled)
+    closing = OrderFilled.to_dict(fill)
+    closing.update(last_qty=str(SIZE), event_id=UUID4().value)
+    await redis_client.restore(position_key, 0, short, replace=True)
+    await redis_client.rpush(position_key, serializer.serialize(OrderFilled.from_dict(closing)))
+    await redis_client.srem(f"trader-{trader_id}:index:positions_open", position_id)
+    await redis_client.sadd(f"trader-{trader_id}:index:positions_closed", position_id)
+
+    node = await start_trading(nodes, venue, spec)
+    await wait_settled(node, venue, SIZE)
+    [repaired] = node.detail("reconciled")["repaired_fills"]
+    assert (repaired["client_order_id"], repaired["open_half"]) == (reversal["clientOrderId"], str(SIZE))
+    assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
+    node = await restart_and_check(nodes, venue, node, spec, trader_id)
