@@ -96,6 +96,9 @@ class _Detections:
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         pass
 
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        pass
+
 
 async def bench_ours(kills: int, work: Path) -> tuple[list[float], list[float]]:
     reports = StartReports(work / "ours.sock")

@@ -40,6 +40,9 @@ from supervisor.secrets import Secret
 
 # Client name the factories are registered under; see recovery/binance/factory.py for why it must be this.
 CLIENT_NAME = BINANCE
+# What nautilus' own connect and reconciliation timeouts add to ours: the node's bounds give back time spent
+# waiting for the venue's request budget (recovery.lifecycle, MAX_BUDGET_WAIT_S).
+NAUTILUS_BUDGET_MARGIN_S = 600.0
 _INSTANCE_NAMESPACE = uuid.UUID("6f1c2f43-8f5e-4c4e-9a59-5d1e2b0a7c11")
 
 
@@ -191,9 +194,10 @@ def build_node_config(
         # Never on nautilus' terms: its stop saves even when recovery failed and the strategies never ran,
         # overwriting good state with defaults. The node saves itself after a clean run (lifecycle).
         save_state=False,
-        # Slightly above ours, so that our own timeout fires first and reports (nautilus only logs).
-        timeout_connection=timeouts.connect + 1.0,
-        timeout_reconciliation=timeouts.reconcile,
+        # Above ours, so that our own bound fires first and reports (nautilus only logs and gives up), also
+        # when ours is extended by the time spent waiting for the venue's request budget.
+        timeout_connection=timeouts.connect + 1.0 + NAUTILUS_BUDGET_MARGIN_S,
+        timeout_reconciliation=timeouts.reconcile + NAUTILUS_BUDGET_MARGIN_S,
         timeout_portfolio=timeouts.portfolio,
         # A stop must finish within the supervisor's grace before SIGKILL.
         timeout_disconnection=max(0.5, min(5.0, grace * 0.3)),

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -41,7 +42,7 @@ from recovery.hub import RecoveryHub, TradingStateName
 from recovery.judge import Judgement, judge, venue_view_from_reports
 from recovery.phases import CACHE_LOADED, RECONCILE_FAILED, RECONCILED, RECOVERY_FAILED, PhaseReporter
 from recovery.positions_hash import PositionsHash, aggregate
-from recovery.ratelimit import RequestLimiter
+from recovery.ratelimit import LocalRequestLimiter, RequestLimiter
 from recovery.spec import NodeRun, Timeouts, node_instruments, parse_redis_url, timeouts_for
 from recovery.venue import VenuePosition, VenueSnapshot
 from supervisor.notify import EXIT_FATAL, Notifier
@@ -55,6 +56,10 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1  # recovery failed; a restart (after backoff) may succeed
 ACCOUNT_ID = f"{CLIENT_NAME}-USDT_FUTURES-master"
+# Waits for the venue's request budget do not count against the connect and reconcile bounds, up to this much
+# in all (a ban of hours is a failure, not a wait); shorter waits than the slack are noise.
+MAX_BUDGET_WAIT_S = 600.0
+BUDGET_WAIT_SLACK_S = 0.05
 # Each call to the fleet's request budget in Redis; beyond it the node uses a local share for a while.
 RATE_BUDGET_CALL_TIMEOUT_S = 0.5
 
@@ -139,6 +144,7 @@ class NodeLifecycle:
         self._publications: dict[str, int] = {}
         self._reconcile_fills: list[Any] = []
         self._repaired: list[dict[str, str]] = []
+        self._budget_extension = 0.0  # seconds of budget waits the connect and reconcile bounds gave back
         self._failure_reported = False
         self._gate: RequestGate | None = None
         self._budget_reported = False
@@ -187,6 +193,7 @@ class NodeLifecycle:
         )
         node = self._construct(config)
         self._prepare(node, timeouts)
+        await self._wait_for_the_gate(timeouts)
         await self._run_startup(node, timeouts)
 
     def _credentials(self) -> Credentials:
@@ -336,9 +343,14 @@ class NodeLifecycle:
         self._start_watchdog()
 
     def _limiter_for(self, timeouts: Timeouts) -> RequestLimiter:
-        """The injected limiter, else the fleet's budget in Redis for this venue entry's rate group."""
+        """The injected limiter, else the fleet's budget in Redis for this venue entry's rate group (a local
+        share of the venue's limit when the fleet's coordination is off)."""
         if self.options.limiter is not None:
             return self.options.limiter
+        coordination = self.run_spec.coordination
+        if not coordination.enabled:
+            log.info("request budget: local (the fleet's coordination is off)")
+            return LocalRequestLimiter(scope_reason="coordination is off")
         from recovery.fleet_limiter import FleetRequestLimiter
         from supervisor import rate_budget
 
@@ -347,6 +359,7 @@ class NodeLifecycle:
             redis=self._redis,
             group=rate_budget.rate_group(venue, rate_budget.host_egress()),
             account=rate_budget.account_key(self.run_spec.venue_name, venue),
+            recovery_share=coordination.recovery_share,
             call_timeout_s=max(0.05, min(timeouts.redis, RATE_BUDGET_CALL_TIMEOUT_S)),
         )
         log.info("request budget: rate group %s, account %s", limiter.group, limiter.account)
@@ -368,6 +381,21 @@ class NodeLifecycle:
             log.warning("recovery used a local request budget: %s", detail.get("reason"))
         return {"rate_budget": detail}
 
+    async def _wait_for_the_gate(self, timeouts: Timeouts) -> None:
+        """Queued by the supervisor's reconciliation gate: no venue request before it admits this node. The
+        cache is loaded and the watchdog pings meanwhile; the wait does not count against the node's own
+        deadline (the supervisor extends its own ready deadline by it too)."""
+        from recovery.gate import ENV_GATE_KEY, wait_for_admission
+
+        key = os.environ.get(ENV_GATE_KEY)
+        if not key:
+            return
+        self.phases.status("queued for reconciliation")
+        waited = await wait_for_admission(self._redis, key, self._stop_requested, timeouts.redis)
+        if self._stop_requested.is_set():
+            raise _StopRequestedError
+        self._deadline += waited
+
     # ---- start: connect, reconcile, trader, strategies -----------------------------------------------------
 
     async def _run_startup(self, node: Any, timeouts: Timeouts) -> None:
@@ -382,7 +410,7 @@ class NodeLifecycle:
             )
 
         self._ensure_supervisor_waits(timeouts.connect)
-        if await self._first(timeouts.connect, connected=self._connected) is None:
+        if await self._first_outside_budget_waits(timeouts.connect, connected=self._connected) is None:
             raise StartupTimeoutError("connect", timeouts.connect, self._connection_detail())
         if not self._connected.is_set():
             raise self._start_failure("connect")
@@ -390,7 +418,7 @@ class NodeLifecycle:
         self.stage = Stage.RECONCILING
         self.phases.status("reconciling")
         self._ensure_supervisor_waits(timeouts.reconcile + timeouts.portfolio)
-        if await self._first(timeouts.reconcile, reconciled=self._reconciled) is None:
+        if await self._first_outside_budget_waits(timeouts.reconcile, reconciled=self._reconciled) is None:
             raise StartupTimeoutError("reconcile", timeouts.reconcile, self._failure_diff())
         if not self._reconciled.is_set():
             raise self._start_failure("reconcile")
@@ -439,6 +467,33 @@ class NodeLifecycle:
             raise self._start_failure("start")
         if not self._reconciled.is_set():  # cannot happen with nautilus 1.231; fail safe if it ever does
             raise ReconciliationError("the trader started but the node never saw the reconciliation result")
+
+    async def _first_outside_budget_waits(self, timeout_s: float, **events: asyncio.Event) -> str | None:
+        """`_first`, except that time spent waiting for the venue's request budget (the fleet's window is
+        spent, or the venue said Retry-After) does not count against the bound: the step gets that time
+        back, and the supervisor is told to wait as long (up to MAX_BUDGET_WAIT_S in all). A node that
+        waits its turn must not fail for it, and then be restarted into the same queue."""
+        remaining = timeout_s
+        seen = self._budget_waited()
+        while True:
+            happened = await self._first(remaining, **events)
+            if happened is not None:
+                return happened
+            waited = self._budget_waited() - seen
+            seen += waited
+            self._budget_extension += waited
+            if waited < BUDGET_WAIT_SLACK_S or self._budget_extension > MAX_BUDGET_WAIT_S:
+                return None
+            log.info(
+                "waited %.1fs for the venue's request budget: the step's bound is extended by it", waited
+            )
+            self._ensure_supervisor_waits(waited)
+            remaining = waited
+
+    def _budget_waited(self) -> float:
+        if self._gate is None:
+            return 0.0
+        return float(self._gate.limiter.budget_detail().get("waited_s") or 0.0)
 
     async def _first(self, timeout_s: float, **events: asyncio.Event | asyncio.Future[Any]) -> str | None:
         """Wait for the first of `events`, the start task ending, or a stop request. The name of what

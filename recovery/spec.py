@@ -15,12 +15,15 @@ from urllib.parse import unquote, urlsplit
 from recovery.errors import SpecError
 from supervisor.config.builtins import from_builtins
 from supervisor.config.duration import parse_duration
-from supervisor.config.schema import FleetSpec, NodeSpec, RedisSpec, StrategySpec, VenueSpec
+from supervisor.config.schema import CoordinationSpec, FleetSpec, NodeSpec, RedisSpec, StrategySpec, VenueSpec
 
 # Environment overrides of the recovery timeouts (durations such as "10s"), settable per node with `env:`.
 ENV_CONNECT_TIMEOUT = "FLEET_RECOVERY_CONNECT_TIMEOUT"
 ENV_RECONCILE_TIMEOUT = "FLEET_RECOVERY_RECONCILE_TIMEOUT"
 ENV_PORTFOLIO_TIMEOUT = "FLEET_RECOVERY_PORTFOLIO_TIMEOUT"
+
+
+_DEFAULT_COORDINATION = CoordinationSpec()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +36,7 @@ class NodeRun:
     venue: VenueSpec
     redis: RedisSpec
     state_dir: str | None = None
+    coordination: CoordinationSpec = _DEFAULT_COORDINATION
 
     @property
     def trader_id(self) -> str:
@@ -55,10 +59,11 @@ def load_handed_spec(path: str | Path) -> NodeRun:
         node = from_builtins(data["node"], NodeSpec)
         venues = {name: from_builtins(value, VenueSpec) for name, value in dict(data["venues"]).items()}
         redis = from_builtins(data.get("redis", {}), RedisSpec)
+        coordination = from_builtins(data.get("coordination", {}), CoordinationSpec)
     except (KeyError, TypeError, ValueError) as exc:  # msgspec.ValidationError is a ValueError
         raise SpecError(f"the node spec {path} does not decode: {exc}") from exc
     state_dir = data.get("state_dir")
-    return _node_run(str(data.get("fleet", "")), node, venues, redis, state_dir)
+    return _node_run(str(data.get("fleet", "")), node, venues, redis, state_dir, coordination)
 
 
 def load_from_fleet(config: str | Path, node_name: str, environ: Mapping[str, str] | None = None) -> NodeRun:
@@ -81,11 +86,16 @@ def load_from_fleet(config: str | Path, node_name: str, environ: Mapping[str, st
 def from_fleet(fleet: FleetSpec, node: NodeSpec) -> NodeRun:
     """A node of a validated fleet as the node process would run it (SpecError if it cannot)."""
     venues = {name: fleet.venues[name] for name in node.venues if name in fleet.venues}
-    return _node_run(fleet.fleet, node, venues, fleet.redis, fleet.state_dir)
+    return _node_run(fleet.fleet, node, venues, fleet.redis, fleet.state_dir, fleet.coordination)
 
 
-def _node_run(
-    fleet: str, node: NodeSpec, venues: Mapping[str, VenueSpec], redis: RedisSpec, state_dir: Any
+def _node_run(  # noqa: PLR0917 - the parts of a spec, each decoded by its caller
+    fleet: str,
+    node: NodeSpec,
+    venues: Mapping[str, VenueSpec],
+    redis: RedisSpec,
+    state_dir: Any,
+    coordination: CoordinationSpec,
 ) -> NodeRun:
     if not node.strategies:
         raise SpecError(f"node {node.name} has no strategies: recovery.node runs strategy nodes only")
@@ -106,6 +116,7 @@ def _node_run(
         venue=venue,
         redis=redis,
         state_dir=str(state_dir) if state_dir else None,
+        coordination=coordination,
     )
 
 

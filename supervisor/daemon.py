@@ -31,6 +31,8 @@ from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.notify import Notifier
 from supervisor.observers import FanOut
+from supervisor.rate_budget import host_egress
+from supervisor.reconcile_gate import NodeGate, ReconcileGate
 from supervisor.redis_client import RedisOwner
 from supervisor.reload import ReloadPlan, plan_reload, watch_file
 from supervisor.states import NodeState
@@ -75,6 +77,17 @@ class Daemon:
         self._exit_code = 0
         self._node_group: asyncio.TaskGroup | None = None
         self._redis = RedisOwner(spec.redis, self._environ)
+        # Created on first use (a fleet of `command:` nodes never touches Redis).
+        self._gate = ReconcileGate(
+            redis=self._redis.client, observer=self, call_timeout_s=self._redis.call_timeout
+        )
+        self._node_gate = NodeGate(
+            gate=self._gate,
+            redis=self._redis.client,
+            fleet=lambda: self.spec,
+            host=host_egress(),
+            call_timeout_s=self._redis.call_timeout,
+        )
 
     # ---- the Fleet protocol used by the control server --------------------------------------------
 
@@ -126,6 +139,7 @@ class Daemon:
                 for node in self.spec.nodes:
                     self._add_node(node)
                 services.create_task(self._reload_loop(), name="fleet.reload")
+                services.create_task(self._gate.run(), name="fleet.reconcile-gate")
                 if self._watch:
                     services.create_task(self._watch_config(), name="fleet.watch-config")
                 if self._systemd.watchdog_interval:
@@ -241,6 +255,7 @@ class Daemon:
             observer=self,
             clock=self._clock,
             before_start=self._compact_cache if node.strategies is not None else None,
+            gate=self._node_gate if node.strategies is not None else None,
         )
 
     async def _guard(self, runner: NodeRunner) -> None:
@@ -313,6 +328,7 @@ class Daemon:
             "node": to_builtins(node),
             "venues": {name: to_builtins(self.spec.venues[name]) for name in node.venues},
             "redis": to_builtins(self.spec.redis),
+            "coordination": to_builtins(self.spec.coordination),
             "state_dir": str(self.paths.state_dir),
         }
 
@@ -498,6 +514,9 @@ class Daemon:
 
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         self.observer.reload_outcome(outcome)
+
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        self.observer.reconcile_queue_depth(group, depth)
 
     def _publish_summary(self) -> None:
         summary = self.summary()

@@ -26,6 +26,7 @@ from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
+from supervisor.reconcile_gate import ADMITTED, ENV_GATE_KEY, QUEUED, NodeGate, Ticket, gate_key
 from supervisor.recovery_tracker import DETECTED, PREPARED, READY, SPAWNED, RecoveryTracker
 from supervisor.restart_policy import RestartHistory, Verdict, decide_after_exit
 from supervisor.states import ExitReason, NodeState, check_transition
@@ -38,6 +39,9 @@ ABORT_GRACE_SECONDS = 2.0
 # The exit code a shell gives a command it cannot execute; recorded when the spawn itself fails.
 EXIT_CODE_EXEC_FAILED = 127
 
+
+# Node phases after which its reconciliation no longer holds a place at the gate.
+GATE_RELEASING_PHASES = frozenset({"reconciled", "reconcile_failed", "recovery_failed"})
 
 # Work done before each spawn (the daemon compacts a strategy node's cache). Returns a phase detail to
 # publish as `prepared`, or None when it did nothing. Must not raise for anything but a bug.
@@ -66,6 +70,9 @@ class _Run:
     kill_reason: ExitReason | None = None
     fatal_reason: str = ""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ticket: Ticket | None = None  # its place at the reconciliation gate
+    queued: bool = False  # it had to wait (a `queued` phase was published)
+    admission_seen: bool = False
 
 
 class NodeRunner:
@@ -81,9 +88,11 @@ class NodeRunner:
         observer: FleetObserver,
         clock: Clock,
         before_start: BeforeStart | None = None,
+        gate: NodeGate | None = None,
     ) -> None:
         self.spec = spec
         self._before_start = before_start
+        self._gate = gate
         self._argv = argv
         self._env = env
         self.paths = paths
@@ -249,8 +258,10 @@ class NodeRunner:
                         PREPARED, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns(), detail=detail
                     )
                 )
-        process = await self._spawn(tracker)
+        ticket, queued = await self._enqueue(tracker)
+        process = await self._spawn(tracker, gated=ticket is not None)
         if process is None:
+            self._release()
             await self._after_exit(None, ran_for=0.0)
             return
         loop = asyncio.get_running_loop()
@@ -259,6 +270,8 @@ class NodeRunner:
             main_pid=process.pid,
             tracker=tracker,
             ready_deadline=loop.time() + self.spec.ready_timeout,
+            ticket=ticket,
+            queued=queued,
         )
         if self.spec.readiness.mode == "running":
             run.ready_when_running = loop.time() + self.spec.readiness.after
@@ -273,10 +286,57 @@ class NodeRunner:
         ran_for = self._clock.monotonic() - run.ready_at if run.ready_at is not None else 0.0
         await self._after_exit(run, ran_for=ran_for)
 
-    async def _spawn(self, tracker: RecoveryTracker) -> NodeProcess | None:
+    async def _enqueue(self, tracker: RecoveryTracker) -> tuple[Ticket | None, bool]:
+        """A strategy node's place at the reconciliation gate (None: it does not pass one), and whether it
+        has to wait (then the `queued` phase says where it stands)."""
+        if self._gate is None:
+            return None, False
+        down_since = self._detected[1] / 1e9 if self._detected else self._clock.time()
+        ticket = await self._gate.enqueue(self.spec, down_since=down_since)
+        if ticket is None or ticket.admitted.is_set():
+            return ticket, False
+        place, of = self._gate.gate.place(ticket)
+        detail = {
+            "place": place,
+            "of": of,
+            "rate_group": ticket.group,
+            "expected_weight": ticket.waiting.weight,
+            "has_positions": ticket.waiting.has_positions,
+        }
+        log.info(
+            "node %s: queued for reconciliation, %d of %d", self.name, place, of, extra={"node": self.name}
+        )
+        self._publish_phase(
+            tracker.mark(QUEUED, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns(), detail=detail)
+        )
+        return ticket, True
+
+    def _release(self) -> None:
+        if self._gate is not None:
+            self._gate.gate.release(self.name)
+
+    def _on_admitted(self, run: _Run) -> None:
+        """The gate let the node reconcile: the wait did not count against its ready deadline."""
+        run.admission_seen = True
+        assert run.ticket is not None
+        waited = run.ticket.waited_s
+        run.ready_deadline += waited
+        if run.queued:
+            detail = {"waited_ms": round(waited * 1000, 1), "rate_group": run.ticket.group}
+            self._publish_phase(
+                run.tracker.mark(
+                    ADMITTED, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns(), detail=detail
+                )
+            )
+
+    async def _spawn(self, tracker: RecoveryTracker, *, gated: bool = False) -> NodeProcess | None:
         self._early_notify = []
         self._write_spec_file()
         env = dict(self._env)
+        if gated:
+            env[ENV_GATE_KEY] = gate_key(self.spec.trader_id)
+        else:
+            env.pop(ENV_GATE_KEY, None)
         env["NOTIFY_SOCKET"] = str(self.paths.notify_socket)
         env["FLEET_NODE"] = self.name
         env["FLEET_NODE_SPEC"] = str(self.paths.spec_file)
@@ -310,6 +370,9 @@ class NodeRunner:
             if not self._wanted or self._restart_requested or run.fatal_reason:
                 await self._stop_process(run)
                 break
+            if run.ticket is not None and run.ticket.admitted.is_set() and not run.admission_seen:
+                self._on_admitted(run)
+            waiting_at_gate = run.ticket is not None and not run.ticket.admitted.is_set()
             now = loop.time()
             if run.watchdog_deadline is not None and now >= run.watchdog_deadline:
                 await self._kill_hung(run, ExitReason.WATCHDOG)
@@ -317,22 +380,28 @@ class NodeRunner:
             if run.ready_at is None and run.ready_when_running is not None and now >= run.ready_when_running:
                 self._on_ready(run)  # a plain program that has run long enough: ready
                 continue
-            if run.ready_at is None and now >= run.ready_deadline:
+            if run.ready_at is None and not waiting_at_gate and now >= run.ready_deadline:
                 await self._kill_hung(run, ExitReason.READY_TIMEOUT)
                 break
-            deadlines = [run.ready_deadline] if run.ready_at is None else []
+            deadlines = [run.ready_deadline] if run.ready_at is None and not waiting_at_gate else []
             if run.ready_at is None and run.ready_when_running is not None:
                 deadlines.append(run.ready_when_running)
             if run.watchdog_deadline is not None:
                 deadlines.append(run.watchdog_deadline)
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
             waker: asyncio.Future[Any] = asyncio.create_task(run.wake.wait(), name=f"node[{self.name}].wake")
+            wakers = [exited, waker]
+            if waiting_at_gate:
+                assert run.ticket is not None
+                admitted = asyncio.create_task(run.ticket.admitted.wait(), name=f"node[{self.name}].admitted")
+                wakers.append(admitted)
             try:
-                await asyncio.wait([exited, waker], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(wakers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                waker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await waker
+                for task in wakers[1:]:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         await exited
 
     async def _stop_process(self, run: _Run) -> None:
@@ -355,6 +424,7 @@ class NodeRunner:
         await run.process.stop(signal.SIGABRT, ABORT_GRACE_SECONDS, name=self.name)
 
     async def _after_exit(self, run: _Run | None, *, ran_for: float) -> None:
+        self._release()
         if run is not None:
             mono = run.process.exit_mono_ns or time.monotonic_ns()
             epoch = time.time_ns() - (time.monotonic_ns() - mono)
@@ -520,6 +590,8 @@ class NodeRunner:
         run.main_pid = pid
 
     def _on_phase(self, run: _Run, fields: dict[str, str]) -> None:
+        if fields[notify.X_PHASE] in GATE_RELEASING_PHASES:
+            self._release()  # it spent its reconciliation's weight (or never will)
         mono = _int_or(fields.get(notify.X_MONO), time.monotonic_ns())
         epoch = _int_or(fields.get(notify.X_TS), time.time_ns())
         phase = run.tracker.mark(

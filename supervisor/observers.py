@@ -44,3 +44,6 @@ class FanOut:
 
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         self._each(lambda o: o.reload_outcome(outcome))
+
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        self._each(lambda o: o.reconcile_queue_depth(group, depth))

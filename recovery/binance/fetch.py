@@ -103,8 +103,9 @@ class Fetcher:
             ):
                 raise VenueFetchError(what, limited) from None
             log.warning("%s: %s; waiting", what, limited)
+            # The next slot waits the pause out (every request of the node does): time the node's bounds
+            # give back, as any wait for the venue's budget (recovery.lifecycle).
             self._limiter.pause(limited.retry_after_s)
-            await asyncio.sleep(limited.retry_after_s)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     async def position_risk(self, symbol: str | None = None) -> list[Any]:

@@ -97,6 +97,17 @@ class VenueSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     rate_group: Annotated[str, msgspec.Meta(pattern=RATE_GROUP_PATTERN)] | None = None
 
 
+class CoordinationSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How strategy nodes share a venue's request budget (per rate group, in Redis) and take turns to
+    reconcile (the supervisor's reconciliation gate). Off: each node keeps within a local share of the venue's
+    limit on its own, and every node reconciles at once (how it was before; for comparison in benchmarks)."""
+
+    enabled: bool = True
+    # Of the venue's request weight per window, what recovering nodes together may spend; live trading keeps
+    # the rest (a trading node places orders with weight 0-1 each: 20 % of 2,400 a minute is ample).
+    recovery_share: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
+
+
 class StartLimitSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """More than `burst` starts within `window` puts the node in quarantine."""
 
@@ -211,6 +222,7 @@ class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Per-node log files. Default: $LOGS_DIRECTORY (systemd), else <state_dir>/logs.
     log_dir: str | None = None
     venues: dict[str, VenueSpec] = {}
+    coordination: CoordinationSpec = CoordinationSpec()
     defaults: NodeDefaults = NodeDefaults()
     nodes: list[NodeSpec] = []
 

@@ -47,6 +47,10 @@ TIMED_PHASES = (
     "audited",
 )
 RESULTS = ("ready", "failed")
+# A node admitted by the reconciliation gate after waiting (supervisor/reconcile_gate.py).
+ADMITTED_PHASE = "admitted"
+# Waits at the reconciliation gate: a storm of 20 nodes spreads over several venue windows (minutes).
+QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _PROTECTIVE = {
     ActionKind.PROTECTIVE_PLACED: "placed",
     ActionKind.PROTECTIVE_CANCELLED: "cancelled",
@@ -190,6 +194,19 @@ class FleetMetrics:
             ["node", "venue"],
             registry=r,
         )
+        self._queue_depth = Gauge(
+            "fleet_reconcile_queue_depth",
+            "Strategy nodes waiting at the reconciliation gate, per rate group (venue endpoint and egress).",
+            ["rate_group"],
+            registry=r,
+        )
+        self._queue_wait = Histogram(
+            "fleet_reconcile_queue_wait_seconds",
+            "How long nodes that had to wait at the reconciliation gate waited before they were admitted.",
+            ["rate_group"],
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=r,
+        )
         self._reload_failures = Counter(
             "fleet_reload_failures",
             "Reloads of fleet.yaml that were refused (an invalid file, or any failure while reloading); "
@@ -241,6 +258,10 @@ class FleetMetrics:
     def recovery_phase(self, node: NodeStatus, phase: PhaseMark) -> None:
         if phase.name in TIMED_PHASES and phase.ms_since_detection is not None:
             self._child(self._phase, node.name, phase.name).observe(phase.ms_since_detection / 1000.0)
+        if phase.name == ADMITTED_PHASE:
+            waited, group = phase.detail.get("waited_ms"), phase.detail.get("rate_group")
+            if isinstance(waited, int | float) and isinstance(group, str):
+                self._queue_wait.labels(group).observe(waited / 1000.0)
         budget = phase.detail.get("rate_budget")
         if isinstance(budget, dict) and budget.get("scope") == "local" and budget.get("group") is not None:
             # A node reports its budget once per start; a local one without a group never had a fleet budget.
@@ -293,6 +314,9 @@ class FleetMetrics:
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
         # Everything in the summary is already in fleet_node_state (sum by state).
         return
+
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        self._queue_depth.labels(group).set(depth)
 
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         self._reload_ok.set(1 if outcome.applied else 0)

@@ -41,6 +41,9 @@ from supervisor.status.topics import TopicError, Topics, default_prefix
 log = logging.getLogger(__name__)
 
 RECONCILED_PHASE = "reconciled"
+# The reconciliation gate's phases: the per-account topic says queued, then started, then the result.
+QUEUED_PHASE = "queued"
+ADMITTED_PHASE = "admitted"
 
 
 class _ConnectionLostError(aiomqtt.MqttError):
@@ -136,7 +139,7 @@ class MqttPublisher:
 
     def recovery_phase(self, node: NodeStatus, phase: PhaseMark) -> None:
         self._event(node.name, payloads.phase_event(node, phase, seq=self._next_seq(), **self._stamp()))
-        if phase.name == RECONCILED_PHASE:
+        if phase.name in (RECONCILED_PHASE, QUEUED_PHASE, ADMITTED_PHASE):
             self._retain_reconciliation(node, phase)
 
     def recovery_report(self, report: RecoveryReport) -> None:
@@ -156,6 +159,9 @@ class MqttPublisher:
         self._event(
             name, payloads.removed_event(name, trader_id, venues, seq=self._next_seq(), **self._stamp())
         )
+
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        return  # the queue is per node on recovery/<trader_id>/<venue> (queued, started); depth is a metric
 
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         payload = payloads.reload_event(outcome, seq=self._next_seq(), **self._stamp())

@@ -99,10 +99,23 @@ def recovery_payload(report: RecoveryReport, host: str) -> dict[str, Any]:
 
 
 def reconciliation_payload(*, node: NodeStatus, phase: PhaseMark, venue: str, host: str) -> dict[str, Any]:
-    """The retained per-(trader_id, venue) result, from one `reconciled` phase's detail."""
+    """The retained per-(trader_id, venue) state: `queued` (waiting at the reconciliation gate, with its
+    place), `started` (admitted), then `finished` with the result of the `reconciled` phase's detail."""
     detail = phase.detail
+    if phase.name in GATE_STATES:
+        return {
+            "state": GATE_STATES[phase.name],
+            **detail,
+            "trader_id": node.trader_id,
+            "venue": venue,
+            "node": node.name,
+            "host": host,
+            "ts": phase.epoch_ns / 1e9,
+            "ms_since_detection": phase.ms_since_detection,
+        }
     discrepancies = [d for d in detail.get("discrepancies") or () if isinstance(d, dict)]
     return {
+        "state": "finished",
         **detail,
         "trader_id": node.trader_id,
         "venue": venue,
@@ -113,6 +126,9 @@ def reconciliation_payload(*, node: NodeStatus, phase: PhaseMark, venue: str, ho
         "ts": phase.epoch_ns / 1e9,
         "ms_since_detection": phase.ms_since_detection,
     }
+
+
+GATE_STATES = {"queued": "queued", "admitted": "started"}
 
 
 def reconciled_venue(node: NodeStatus, phase: PhaseMark) -> str | None:

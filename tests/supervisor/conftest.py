@@ -36,6 +36,7 @@ class RecordingObserver:
         self.removed: list[str] = []
         self.summaries: list[str] = []
         self.reloads: list[ReloadOutcome] = []
+        self.queue_depths: list[tuple[str, int]] = []
         self._changed = asyncio.Event()
 
     def _poke(self) -> None:
@@ -67,6 +68,10 @@ class RecordingObserver:
 
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         self.reloads.append(outcome)
+        self._poke()
+
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        self.queue_depths.append((group, depth))
         self._poke()
 
     def states(self, node: str) -> list[NodeState]:

@@ -1,0 +1,291 @@
+"""The reconciliation gate: after a host reboot or a daemon restart, strategy nodes of one rate group start
+reconciling in an order and at a pace the venue's request budget allows.
+
+Every strategy node is enqueued when it is spawned. It imports nautilus and loads its cache meanwhile (the
+slow, local part), then waits, before its first venue request, until the supervisor admits it: the supervisor
+pushes to the Redis list `fleet:gate:{trader_id}` (the node blocks on it, see `recovery/gate.py`). Nodes
+holding positions go first (a node with exposure and no stops is the risk), then the one down longest. Each
+admission reserves the node's expected request weight (from the symbols it holds or trades) against its rate
+group's recovery budget in the current window, read from the shared counters in Redis
+(`supervisor/rate_budget.py`); what an admitted node spends is paced by its own limiter anyway, so the gate's
+job is the order, and that nobody waits past its ready deadline for a budget it could never get.
+
+The decisions are pure (`admission_order`, `admissible`, `expected_weight`); `ReconcileGate` does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from supervisor.config.resolve import instruments_of
+from supervisor.config.schema import FleetSpec, NodeSpec
+from supervisor.rate_budget import rate_group, read_group_usage
+
+log = logging.getLogger(__name__)
+
+GATE_KEY = "fleet:gate:{trader_id}"
+# Names the key to a node; `recovery/gate.py` waits on it.
+ENV_GATE_KEY = "FLEET_GATE_KEY"
+# Recovery phases the supervisor publishes for a node that had to wait.
+QUEUED = "queued"
+ADMITTED = "admitted"
+# The admission a node waits for outlives a lost supervisor by at most this (a new one clears it).
+ADMISSION_TTL_S = 600
+# Measured with bench/restart_weight.py (emulator request log, nautilus 1.231): connecting costs 53, the
+# reconciliation's fixed requests 85, and each symbol the cache or the venue holds 15 (trades, orders, algos).
+CONNECT_WEIGHT = 53
+RECONCILE_WEIGHT = 85
+SYMBOL_WEIGHT = 15
+# Between admissions the gate looks again this often (a window rolls over, another host spent weight).
+POLL_S = 1.0
+
+
+def expected_weight(symbols: int) -> int:
+    """The request weight one recovery of a node holding or trading `symbols` symbols costs."""
+    return CONNECT_WEIGHT + RECONCILE_WEIGHT + SYMBOL_WEIGHT * max(0, symbols)
+
+
+@dataclasses.dataclass(frozen=True)
+class Waiting:
+    """A node waiting to reconcile, as the ordering sees it."""
+
+    node: str
+    has_positions: bool
+    down_since: float  # epoch seconds the node was detected down (or enqueued, for a first start)
+    weight: int
+
+
+def admission_order(waiting: Iterable[Waiting]) -> list[Waiting]:
+    """Nodes with open positions first, then the one down longest; the node name breaks ties."""
+    return sorted(waiting, key=lambda w: (not w.has_positions, w.down_since, w.node))
+
+
+def admissible(ordered: list[Waiting], *, available: int, nothing_in_flight: bool) -> list[Waiting]:
+    """The longest prefix of `ordered` whose weights fit in `available`. Strictly in order (a small node does
+    not overtake a big one with positions). A node heavier than what is left goes alone when nothing else is
+    reconciling and the window has room at all (its limiter spreads it over several windows); into a spent
+    window nobody goes."""
+    admitted: list[Waiting] = []
+    left = available
+    for entry in ordered:
+        if entry.weight <= left or (not admitted and nothing_in_flight and left > 0):
+            admitted.append(entry)
+            left -= entry.weight
+        else:
+            break
+    return admitted
+
+
+class GateObserver(Protocol):
+    def reconcile_queue_depth(self, group: str, depth: int) -> None: ...
+
+
+@dataclasses.dataclass
+class Ticket:
+    """One node's place at the gate, from its spawn to the end of its reconciliation."""
+
+    node: str
+    trader_id: str
+    group: str
+    waiting: Waiting
+    enqueued_mono: float
+    admitted: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    admitted_mono: float | None = None
+    released: bool = False
+
+    @property
+    def waited_s(self) -> float:
+        end = self.admitted_mono if self.admitted_mono is not None else time.monotonic()
+        return max(0.0, end - self.enqueued_mono)
+
+
+class ReconcileGate:
+    """Admits queued nodes per rate group, in `admission_order`, within each group's recovery budget. One
+    instance per daemon; `run` is its task. Redis failing never stops it: it then admits one node at a time
+    (each node's own limiter still keeps the venue's limit)."""
+
+    def __init__(
+        self,
+        *,
+        redis: Callable[[], Any],  # the daemon's redis.asyncio client (decode_responses=False)
+        observer: GateObserver,
+        call_timeout_s: float = 2.0,
+    ) -> None:
+        self._redis = redis
+        self._observer = observer
+        self._timeout = call_timeout_s
+        self._tickets: dict[str, Ticket] = {}  # by node
+        self._wake = asyncio.Event()
+
+    # ---- what the runners call -------------------------------------------------------------------------
+
+    async def enqueue(self, *, node: str, trader_id: str, group: str, waiting: Waiting) -> Ticket:
+        """Place a node in its group's queue (replacing any ticket it had) and try to admit at once. A stale
+        admission from an earlier start is cleared first, so that only this start's lets the node through."""
+        self.release(node)
+        try:
+            await self._call(self._redis().delete(gate_key(trader_id)))
+        except Exception as exc:  # the node fails on Redis itself; the gate must not
+            log.warning("reconciliation gate: cannot clear %s: %s", gate_key(trader_id), exc)
+        ticket = Ticket(
+            node=node, trader_id=trader_id, group=group, waiting=waiting, enqueued_mono=time.monotonic()
+        )
+        self._tickets[node] = ticket
+        await self._admit_safely(group)
+        self._publish_depth(group)
+        return ticket
+
+    def place(self, ticket: Ticket) -> tuple[int, int]:
+        """(1-based place in its group's queue, queue length) while it waits."""
+        names = [w.node for w in admission_order(t.waiting for t in self._queue(ticket.group))]
+        return (names.index(ticket.node) + 1 if ticket.node in names else 0, len(names))
+
+    def release(self, node: str) -> None:
+        """The node reconciled, failed or exited: its reservation ends."""
+        ticket = self._tickets.pop(node, None)
+        if ticket is not None:
+            ticket.released = True
+            self._publish_depth(ticket.group)
+            self._wake.set()
+
+    # ---- the loop --------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            for group in sorted({t.group for t in self._tickets.values() if not t.admitted.is_set()}):
+                await self._admit_safely(group)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+
+    async def _admit_safely(self, group: str) -> None:
+        try:
+            available = await self._available(group)
+            if available is None:
+                return  # the venue holds the group back: nobody starts now
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "reconciliation gate, rate group %s: budget unknown (%s); one node at a time", group, exc
+            )
+            available = None
+        try:
+            await self._admit(group, available)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("reconciliation gate, rate group %s: cannot admit (%s); retrying", group, exc)
+
+    async def _available(self, group: str) -> int | None:
+        """Weight the group may still spend on recoveries this window: its budget, less what the window has
+        used or what admitted nodes are expected to use (whichever is more); None while the venue holds the
+        group back (a 429/418's Retry-After)."""
+        usage = await read_group_usage(self._redis(), group, timeout_s=self._timeout)
+        if usage.paused_ms > 0:
+            return None
+        if usage.recovery_budget is None:
+            # No node of the group has learned the venue's limits yet (they come with its first answer):
+            # one at a time until one has.
+            return (
+                1 if not any(t.group == group and t.admitted.is_set() for t in self._tickets.values()) else 0
+            )
+        budget = usage.recovery_budget
+        reserved = sum(
+            t.waiting.weight for t in self._tickets.values() if t.group == group and t.admitted.is_set()
+        )
+        return budget - max(usage.used, reserved)
+
+    async def _admit(self, group: str, available: int | None) -> None:
+        queue = self._queue(group)
+        if not queue:
+            return
+        in_flight = any(t.group == group and t.admitted.is_set() for t in self._tickets.values())
+        if available is None:  # without the budget: one at a time
+            available = 0
+        ordered = admission_order(t.waiting for t in queue)
+        chosen = admissible(ordered, available=available, nothing_in_flight=not in_flight)
+        by_node = {t.node: t for t in queue}
+        for entry in chosen:
+            ticket = by_node[entry.node]
+            key = gate_key(ticket.trader_id)
+            await self._call(self._redis().rpush(key, "admitted"))
+            await self._call(self._redis().expire(key, ADMISSION_TTL_S))
+            ticket.admitted_mono = time.monotonic()
+            ticket.admitted.set()
+            log.info(
+                "reconciliation gate: %s admitted after %.1fs (rate group %s, %d weight expected)",
+                entry.node,
+                ticket.waited_s,
+                group,
+                entry.weight,
+            )
+        if chosen:
+            self._publish_depth(group)
+
+    def _queue(self, group: str) -> list[Ticket]:
+        return [t for t in self._tickets.values() if t.group == group and not t.admitted.is_set()]
+
+    def _publish_depth(self, group: str) -> None:
+        self._observer.reconcile_queue_depth(group, len(self._queue(group)))
+
+    async def _call(self, awaitable: Any) -> Any:
+        return await asyncio.wait_for(awaitable, self._timeout)
+
+
+def gate_key(trader_id: str) -> str:
+    return GATE_KEY.format(trader_id=trader_id)
+
+
+class NodeGate:
+    """What a node's runner uses: which rate group and how much weight its recovery needs (from fleet.yaml and
+    the node's readable positions in Redis), its queue entry, and its release."""
+
+    def __init__(
+        self,
+        *,
+        gate: ReconcileGate,
+        redis: Callable[[], Any],
+        fleet: Callable[[], FleetSpec],
+        host: str,
+        call_timeout_s: float = 2.0,
+    ) -> None:
+        self.gate = gate
+        self._redis = redis
+        self._fleet = fleet
+        self._host = host
+        self._timeout = call_timeout_s
+
+    async def enqueue(self, node: NodeSpec, *, down_since: float) -> Ticket | None:
+        """The node's ticket, or None when it does not pass the gate (not a strategy node, coordination
+        off)."""
+        fleet = self._fleet()
+        if not fleet.coordination.enabled or node.strategies is None or len(node.venues) != 1:
+            return None
+        venue_name = node.venues[0]
+        venue = fleet.venues.get(venue_name)
+        if venue is None:
+            return None
+        held = await self._held(node.trader_id, venue_name)
+        symbols = max(len(held), len(instruments_of(node)))
+        waiting = Waiting(
+            node=node.name, has_positions=bool(held), down_since=down_since, weight=expected_weight(symbols)
+        )
+        group = rate_group(venue, self._host)
+        return await self.gate.enqueue(node=node.name, trader_id=node.trader_id, group=group, waiting=waiting)
+
+    async def _held(self, trader_id: str, venue: str) -> list[bytes]:
+        """Instruments the node holds positions in, from its readable positions keys (none if Redis fails)."""
+        pattern = f"positions:{trader_id}:{venue}:*"
+        try:
+            async with asyncio.timeout(self._timeout):
+                return [key async for key in self._redis().scan_iter(match=pattern, count=1000)]
+        except Exception as exc:
+            log.warning("reconciliation gate: cannot read %s (%s); taking the node as flat", pattern, exc)
+            return []

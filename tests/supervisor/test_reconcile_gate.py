@@ -1,0 +1,149 @@
+"""The reconciliation gate: its order and admission rule (pure, table tests), and the gate itself on a real
+Redis (admissions pushed where the node waits, the group's budget read from the shared counters)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from supervisor import rate_budget
+from supervisor.reconcile_gate import (
+    ReconcileGate,
+    Waiting,
+    admissible,
+    admission_order,
+    expected_weight,
+    gate_key,
+)
+
+
+def w(node: str, *, positions: bool = False, down: float = 0.0, weight: int = 100) -> Waiting:
+    return Waiting(node=node, has_positions=positions, down_since=down, weight=weight)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "order"),
+    [
+        ([w("a", down=3), w("b", down=1), w("c", down=2)], ["b", "c", "a"]),  # down longest first
+        ([w("a", down=1), w("b", positions=True, down=5)], ["b", "a"]),  # exposure before time
+        (
+            [w("a", positions=True, down=2), w("b", positions=True, down=1), w("c", down=0)],
+            ["b", "a", "c"],
+        ),
+        ([w("b", down=1), w("a", down=1)], ["a", "b"]),  # a tie: by name, so that the order is stable
+        ([], []),
+    ],
+)
+def test_admission_order(waiting: list[Waiting], order: list[str]) -> None:
+    assert [x.node for x in admission_order(waiting)] == order
+
+
+@pytest.mark.parametrize(
+    ("weights", "available", "nothing_in_flight", "admitted"),
+    [
+        ([100, 100, 100], 250, True, 2),
+        ([100, 100, 100], 300, False, 3),
+        ([100, 50], 120, True, 1),  # strictly in order: the 50 does not overtake
+        ([900], 100, True, 1),  # too big for any window: alone, when nothing else reconciles
+        ([900], 100, False, 0),  # ... but not beside others
+        ([100], 0, False, 0),  # the window is spent
+        ([100], -40, True, 0),  # the window is over-spent (by another host): wait for the next
+        ([100], 0, True, 0),
+    ],
+)
+def test_admissible(weights: list[int], available: int, nothing_in_flight: bool, admitted: int) -> None:
+    ordered = [w(f"n{i}", down=i, weight=x) for i, x in enumerate(weights)]
+    chosen = admissible(ordered, available=available, nothing_in_flight=nothing_in_flight)
+    assert [c.node for c in chosen] == [f"n{i}" for i in range(admitted)]
+
+
+def test_expected_weight_follows_the_measured_restart_cost() -> None:
+    # bench/restart_weight.py: 1 symbol 153, 50 symbols 888 (restart with cache).
+    assert (expected_weight(1), expected_weight(50), expected_weight(0)) == (153, 888, 138)
+
+
+class Depths:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        self.seen.append((group, depth))
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_the_gate_admits_in_order_within_the_group_budget(redis: aioredis.Redis) -> None:
+    group = f"test-gate-{uuid.uuid4().hex[:8]}"
+    traders = {name: f"GATE{uuid.uuid4().hex[:6].upper()}-{name}" for name in ("a", "b", "c")}
+    # The group's budget as a node published it: 400 weight per window for recoveries.
+    await redis.hset(
+        rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
+    )
+    depths = Depths()
+    gate = ReconcileGate(redis=lambda: redis, observer=depths, call_timeout_s=2)
+    task = asyncio.create_task(gate.run(), name="test.gate")
+    try:
+        flat = await gate.enqueue(
+            node="a", trader_id=traders["a"], group=group, waiting=w("a", down=1, weight=300)
+        )
+        assert flat.admitted.is_set()  # alone: at once
+        held = await gate.enqueue(
+            node="b", trader_id=traders["b"], group=group, waiting=w("b", positions=True, down=5, weight=300)
+        )
+        late = await gate.enqueue(
+            node="c", trader_id=traders["c"], group=group, waiting=w("c", down=0, weight=50)
+        )
+        # 300 of 400 reserved by a: b (positions) is next, and c (small) may not overtake it.
+        assert not held.admitted.is_set() and not late.admitted.is_set()
+        assert gate.place(held) == (1, 2) and gate.place(late) == (2, 2)
+        assert depths.seen[-1] == (group, 2)
+        assert await redis.lrange(gate_key(traders["a"]), 0, -1) == [b"admitted"]
+        assert await redis.llen(gate_key(traders["b"])) == 0
+
+        gate.release("a")  # a reconciled
+        async with asyncio.timeout(5):
+            await held.admitted.wait()
+            await late.admitted.wait()  # 300 + 50 fit in 400
+        assert await redis.lrange(gate_key(traders["b"]), 0, -1) == [b"admitted"]
+        assert depths.seen[-1] == (group, 0)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
+
+
+@pytest.mark.redis
+async def test_a_venue_refusal_holds_the_queue_until_its_retry_after(redis: aioredis.Redis) -> None:
+    group = f"test-gate-{uuid.uuid4().hex[:8]}"
+    trader = f"GATE{uuid.uuid4().hex[:6].upper()}-x"
+    await redis.set(rate_budget.pause_key(group), 0)
+    # The group is paused (a 429's Retry-After) for 1.5 s: nobody is admitted, not even alone.
+    now_ms = int((await redis.time())[0]) * 1000
+    await redis.set(rate_budget.pause_key(group), now_ms + 1500, px=1500)
+    gate = ReconcileGate(redis=lambda: redis, observer=Depths(), call_timeout_s=2)
+    task = asyncio.create_task(gate.run(), name="test.gate")
+    try:
+        ticket = await gate.enqueue(node="x", trader_id=trader, group=group, waiting=w("x", weight=10))
+        assert not ticket.admitted.is_set()
+        async with asyncio.timeout(5):
+            await ticket.admitted.wait()
+        assert ticket.waited_s >= 0.5
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.delete(rate_budget.pause_key(group), gate_key(trader))
