@@ -4,11 +4,14 @@ reconciling in an order and at a pace the venue's request budget allows.
 Every strategy node is enqueued when it is spawned. It imports nautilus and loads its cache meanwhile (the
 slow, local part), then waits, before its first venue request, until the supervisor admits it: the supervisor
 pushes to the Redis list `fleet:gate:{trader_id}` (the node blocks on it, see `recovery/gate.py`). Nodes
-holding positions go first (a node with exposure and no stops is the risk), then the one down longest. Each
-admission reserves the node's expected request weight (from the symbols it holds or trades) against its rate
-group's recovery budget in the current window, read from the shared counters in Redis
-(`supervisor/rate_budget.py`); what an admitted node spends is paced by its own limiter anyway, so the gate's
-job is the order, and that nobody waits past its ready deadline for a budget it could never get.
+holding positions go first (a node with exposure and no stops is the risk), then the one down longest.
+
+Each admission books the node's expected request weight (from the symbols it holds or trades) against its
+rate group's recovery budget: into what is left of the current window, and what does not fit there into the
+next one (the node's own limiter holds those requests until the next window starts). So every window's
+budget is used to its end, and a node admitted waits at most one window boundary. The window's real use comes
+from the shared counters in Redis (`supervisor/rate_budget.py`): it counts whatever is more, the bookings or
+the weight spent; bookings that admitted nodes have not spent by the window's end move on to the next one.
 
 The decisions are pure (`admission_order`, `admissible`, `expected_weight`); `ReconcileGate` does the I/O.
 """
@@ -66,20 +69,67 @@ def admission_order(waiting: Iterable[Waiting]) -> list[Waiting]:
     return sorted(waiting, key=lambda w: (not w.has_positions, w.down_since, w.node))
 
 
-def admissible(ordered: list[Waiting], *, available: int, nothing_in_flight: bool) -> list[Waiting]:
-    """The longest prefix of `ordered` whose weights fit in `available`. Strictly in order (a small node does
-    not overtake a big one with positions). A node heavier than what is left goes alone when nothing else is
-    reconciling and the window has room at all (its limiter spreads it over several windows); into a spent
-    window nobody goes."""
-    admitted: list[Waiting] = []
-    left = available
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """A node let through, and where its expected weight is booked."""
+
+    waiting: Waiting
+    now: int  # in the current window
+    later: int  # in the next (more only for a node heavier than two windows' room, which goes alone)
+
+
+def admissible(
+    ordered: list[Waiting], *, room_now: int, room_next: int, nothing_in_flight: bool
+) -> list[Admission]:
+    """The longest prefix of `ordered` whose weights fit in what is left of the current window's recovery
+    budget (`room_now`) and of the next window's (`room_next`): a node may straddle the two. Strictly in
+    order (a small node does not overtake a big one with positions). A node heavier than both goes alone when
+    nothing else is reconciling (its limiter spreads it over several windows). Into a spent window nobody
+    goes: whoever is admitted sends at once."""
+    admitted: list[Admission] = []
     for entry in ordered:
-        if entry.weight <= left or (not admitted and nothing_in_flight and left > 0):
-            admitted.append(entry)
-            left -= entry.weight
-        else:
+        if room_now <= 0:
             break
+        if entry.weight > room_now + room_next and (admitted or not nothing_in_flight):
+            break
+        now = min(entry.weight, room_now)
+        admitted.append(Admission(entry, now, entry.weight - now))
+        room_now -= now
+        room_next -= entry.weight - now
     return admitted
+
+
+@dataclasses.dataclass
+class Ledger:
+    """One rate group's bookings in the current window and the next, carried along as windows pass."""
+
+    window_start_ms: int = -1
+    now: int = 0
+    next: int = 0
+    used: int = 0  # the current window's weight as last read
+
+    def follow(self, window_start_ms: int, window_ms: int, used: int, *, outstanding: int) -> None:
+        """Move to the window Redis reports. What admitted nodes booked in the window that ended and did not
+        spend there (at most `outstanding`, what they still have booked) they spend in this one."""
+        if window_start_ms != self.window_start_ms:
+            if self.window_start_ms >= 0 and window_start_ms == self.window_start_ms + window_ms:
+                unspent = min(max(0, self.now - self.used), outstanding)
+                self.now, self.next = self.next + unspent, 0
+            else:  # the first look, or a window went by unseen: old bookings say nothing any more
+                self.now, self.next = 0, 0
+            self.window_start_ms = window_start_ms
+        self.used = used
+
+    def book(self, admission: Admission) -> None:
+        self.now += admission.now
+        self.next += admission.later
+
+    def cancel(self, booked_in: int, now: int, later: int) -> None:
+        """A node released: its bookings from `booked_in` on no longer hold (what it spent, Redis counts)."""
+        if booked_in == self.window_start_ms:
+            self.now, self.next = max(0, self.now - now), max(0, self.next - later)
+        elif self.window_start_ms >= 0 and booked_in < self.window_start_ms:
+            self.now = max(0, self.now - later)
 
 
 class GateObserver(Protocol):
@@ -98,6 +148,10 @@ class Ticket:
     admitted: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     admitted_mono: float | None = None
     released: bool = False
+    # Where its expected weight is booked: the window it was admitted in (start, ms) and the parts.
+    booked_in: int = -1
+    booked_now: int = 0
+    booked_later: int = 0
 
     @property
     def waited_s(self) -> float:
@@ -121,6 +175,7 @@ class ReconcileGate:
         self._observer = observer
         self._timeout = call_timeout_s
         self._tickets: dict[str, Ticket] = {}  # by node
+        self._ledgers: dict[str, Ledger] = {}  # by rate group
         self._wake = asyncio.Event()
 
     # ---- what the runners call -------------------------------------------------------------------------
@@ -151,6 +206,8 @@ class ReconcileGate:
         ticket = self._tickets.pop(node, None)
         if ticket is not None:
             ticket.released = True
+            if ticket.admitted.is_set() and ticket.group in self._ledgers:
+                self._ledgers[ticket.group].cancel(ticket.booked_in, ticket.booked_now, ticket.booked_later)
             self._publish_depth(ticket.group)
             self._wake.set()
 
@@ -166,8 +223,8 @@ class ReconcileGate:
 
     async def _admit_safely(self, group: str) -> None:
         try:
-            available = await self._available(group)
-            if available is None:
+            rooms = await self._rooms(group)
+            if rooms is None:
                 return  # the venue holds the group back: nobody starts now
         except asyncio.CancelledError:
             raise
@@ -175,59 +232,69 @@ class ReconcileGate:
             log.warning(
                 "reconciliation gate, rate group %s: budget unknown (%s); one node at a time", group, exc
             )
-            available = None
+            rooms = self._one_at_a_time(group)
         try:
-            await self._admit(group, available)
+            await self._admit(group, *rooms)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("reconciliation gate, rate group %s: cannot admit (%s); retrying", group, exc)
 
-    async def _available(self, group: str) -> int | None:
-        """Weight the group may still spend on recoveries this window: its budget, less what the window has
-        used or what admitted nodes are expected to use (whichever is more); None while the venue holds the
-        group back (a 429/418's Retry-After)."""
+    async def _rooms(self, group: str) -> tuple[int, int] | None:
+        """Weight the group may still book for recoveries in the current window and in the next: its budget,
+        less what the window has used or has booked (whichever is more); None while the venue holds the group
+        back (a 429/418's Retry-After)."""
         usage = await read_group_usage(self._redis(), group, timeout_s=self._timeout)
         if usage.paused_ms > 0:
             return None
         if usage.recovery_budget is None:
-            # No node of the group has learned the venue's limits yet (they come with its first answer):
-            # one at a time until one has.
-            return (
-                1 if not any(t.group == group and t.admitted.is_set() for t in self._tickets.values()) else 0
-            )
+            # No node of the group has learned the venue's limits yet (they come with its first answer).
+            return self._one_at_a_time(group)
+        ledger = self._ledgers.setdefault(group, Ledger())
+        outstanding = sum(t.booked_now + t.booked_later for t in self._in_flight(group))
+        ledger.follow(usage.window_start_ms, usage.window_ms, usage.used, outstanding=outstanding)
         budget = usage.recovery_budget
-        reserved = sum(
-            t.waiting.weight for t in self._tickets.values() if t.group == group and t.admitted.is_set()
-        )
-        return budget - max(usage.used, reserved)
+        return budget - max(usage.used, ledger.now), budget - ledger.next
 
-    async def _admit(self, group: str, available: int | None) -> None:
+    def _one_at_a_time(self, group: str) -> tuple[int, int]:
+        return (0 if self._in_flight(group) else 1), 0
+
+    async def _admit(self, group: str, room_now: int, room_next: int) -> None:
         queue = self._queue(group)
         if not queue:
             return
-        in_flight = any(t.group == group and t.admitted.is_set() for t in self._tickets.values())
-        if available is None:  # without the budget: one at a time
-            available = 0
         ordered = admission_order(t.waiting for t in queue)
-        chosen = admissible(ordered, available=available, nothing_in_flight=not in_flight)
+        chosen = admissible(
+            ordered, room_now=room_now, room_next=room_next, nothing_in_flight=not self._in_flight(group)
+        )
         by_node = {t.node: t for t in queue}
-        for entry in chosen:
+        ledger = self._ledgers.get(group)
+        for admission in chosen:
+            entry = admission.waiting
             ticket = by_node[entry.node]
             key = gate_key(ticket.trader_id)
             await self._call(self._redis().rpush(key, "admitted"))
             await self._call(self._redis().expire(key, ADMISSION_TTL_S))
+            if ledger is not None:
+                ledger.book(admission)
+                ticket.booked_in = ledger.window_start_ms
+            ticket.booked_now, ticket.booked_later = admission.now, admission.later
             ticket.admitted_mono = time.monotonic()
             ticket.admitted.set()
             log.info(
-                "reconciliation gate: %s admitted after %.1fs (rate group %s, %d weight expected)",
+                "reconciliation gate: %s admitted after %.1fs (rate group %s, %d weight expected, %d of it "
+                "in the next window)",
                 entry.node,
                 ticket.waited_s,
                 group,
                 entry.weight,
+                admission.later,
             )
         if chosen:
             self._publish_depth(group)
+
+    def _in_flight(self, group: str) -> list[Ticket]:
+        return [t for t in self._tickets.values() if t.group == group and t.admitted.is_set()]
 
     def _queue(self, group: str) -> list[Ticket]:
         return [t for t in self._tickets.values() if t.group == group and not t.admitted.is_set()]

@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 
 from supervisor import rate_budget
 from supervisor.reconcile_gate import (
+    Admission,
+    Ledger,
     ReconcileGate,
     Waiting,
     admissible,
@@ -44,22 +46,60 @@ def test_admission_order(waiting: list[Waiting], order: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("weights", "available", "nothing_in_flight", "admitted"),
+    ("weights", "room_now", "room_next", "nothing_in_flight", "admitted"),
     [
-        ([100, 100, 100], 250, True, 2),
-        ([100, 100, 100], 300, False, 3),
-        ([100, 50], 120, True, 1),  # strictly in order: the 50 does not overtake
-        ([900], 100, True, 1),  # too big for any window: alone, when nothing else reconciles
-        ([900], 100, False, 0),  # ... but not beside others
-        ([100], 0, False, 0),  # the window is spent
-        ([100], -40, True, 0),  # the window is over-spent (by another host): wait for the next
-        ([100], 0, True, 0),
+        ([100, 100, 100], 250, 0, True, 2),  # the next window is fully booked: no straddling
+        ([100, 100, 100], 250, 100, False, 3),  # the third straddles: 50 now, 50 in the next window
+        ([300, 300, 300], 400, 400, True, 2),  # the second takes the rest of this window: the third waits
+        ([100, 50], 120, 0, True, 1),  # strictly in order: the 50 does not overtake
+        ([900], 100, 100, True, 1),  # too big for two windows: alone, when nothing else reconciles
+        ([900], 100, 100, False, 0),  # ... but not beside others
+        ([100], 0, 400, False, 0),  # the window is spent: nobody starts into it
+        ([100], -40, 400, True, 0),  # the window is over-spent (by another host): wait for the next
+        ([100], 0, 400, True, 0),
     ],
 )
-def test_admissible(weights: list[int], available: int, nothing_in_flight: bool, admitted: int) -> None:
+def test_admissible(
+    weights: list[int], room_now: int, room_next: int, nothing_in_flight: bool, admitted: int
+) -> None:
     ordered = [w(f"n{i}", down=i, weight=x) for i, x in enumerate(weights)]
-    chosen = admissible(ordered, available=available, nothing_in_flight=nothing_in_flight)
-    assert [c.node for c in chosen] == [f"n{i}" for i in range(admitted)]
+    chosen = admissible(ordered, room_now=room_now, room_next=room_next, nothing_in_flight=nothing_in_flight)
+    assert [c.waiting.node for c in chosen] == [f"n{i}" for i in range(admitted)]
+    assert all(c.now + c.later == c.waiting.weight for c in chosen)
+
+
+def test_a_node_straddling_two_windows_books_the_rest_in_the_next() -> None:
+    chosen = admissible([w("a", weight=300), w("b", weight=300)], room_now=400, room_next=400,
+                        nothing_in_flight=True)  # fmt: skip
+    assert [(c.now, c.later) for c in chosen] == [(300, 0), (100, 200)]
+
+
+def test_the_ledger_carries_unspent_bookings_into_the_next_window() -> None:
+    ledger = Ledger()
+    ledger.follow(60_000, 60_000, used=0, outstanding=0)
+    ledger.book(Admission(w("a", weight=900), now=800, later=100))
+    ledger.follow(60_000, 60_000, used=500, outstanding=900)  # a spent 500 of its 800 so far
+    ledger.follow(120_000, 60_000, used=0, outstanding=900)
+    assert (ledger.now, ledger.next) == (100 + 300, 0)  # its later part, and the 300 it did not get to
+    # Carried weight is bounded by what admitted nodes still have booked (a released node spends nothing).
+    ledger.book(Admission(w("b", weight=100), now=100, later=0))
+    ledger.follow(180_000, 60_000, used=0, outstanding=50)
+    assert (ledger.now, ledger.next) == (50, 0)
+    # A window nobody looked at: the bookings are history.
+    ledger.follow(300_000, 60_000, used=7, outstanding=1000)
+    assert (ledger.now, ledger.next, ledger.used) == (0, 0, 7)
+
+
+def test_a_released_node_gives_back_what_it_booked() -> None:
+    ledger = Ledger()
+    ledger.follow(0, 60_000, used=0, outstanding=0)
+    ledger.book(Admission(w("a", weight=500), now=300, later=200))
+    ledger.cancel(0, 300, 200)  # released in the window it was admitted in
+    assert (ledger.now, ledger.next) == (0, 0)
+    ledger.book(Admission(w("b", weight=500), now=300, later=200))
+    ledger.follow(60_000, 60_000, used=0, outstanding=500)
+    ledger.cancel(0, 300, 200)  # released a window later: its later part was booked here
+    assert ledger.now == 300  # what it did not spend of its first window, carried, stays until it rolls
 
 
 def test_expected_weight_follows_the_measured_restart_cost() -> None:
@@ -96,17 +136,18 @@ async def test_the_gate_admits_in_order_within_the_group_budget(redis: aioredis.
     gate = ReconcileGate(redis=lambda: redis, observer=depths, call_timeout_s=2)
     task = asyncio.create_task(gate.run(), name="test.gate")
     try:
+        # A node heavier than the window: alone, at once, booking all of this window and 300 of the next.
         flat = await gate.enqueue(
-            node="a", trader_id=traders["a"], group=group, waiting=w("a", down=1, weight=300)
+            node="a", trader_id=traders["a"], group=group, waiting=w("a", down=1, weight=700)
         )
-        assert flat.admitted.is_set()  # alone: at once
+        assert flat.admitted.is_set()
         held = await gate.enqueue(
             node="b", trader_id=traders["b"], group=group, waiting=w("b", positions=True, down=5, weight=300)
         )
         late = await gate.enqueue(
             node="c", trader_id=traders["c"], group=group, waiting=w("c", down=0, weight=50)
         )
-        # 300 of 400 reserved by a: b (positions) is next, and c (small) may not overtake it.
+        # This window is booked by a: b (positions) is next, and c (small) may not overtake it.
         assert not held.admitted.is_set() and not late.admitted.is_set()
         assert gate.place(held) == (1, 2) and gate.place(late) == (2, 2)
         assert depths.seen[-1] == (group, 2)
