@@ -49,8 +49,8 @@ def test_only_loopback_addresses_count_as_local(url: str, loopback: bool) -> Non
 
 def test_a_real_exchange_is_refused_with_the_reason() -> None:
     assert refusals(with_venue(base_url_http="https://fapi.binance.com")) == [
-        "venue emulator-a: base_url_http https://fapi.binance.com is not a loopback address; the drill refuses "
-        "any venue that is not the local emulator"
+        "venue emulator-a: base_url_http https://fapi.binance.com is not a loopback address; "
+        "the drill refuses any venue that is not the local emulator"
     ]
     (missing,) = refusals(with_venue(base_url_ws=None))
     assert missing.startswith(
@@ -64,12 +64,18 @@ def test_a_real_exchange_is_refused_with_the_reason() -> None:
 
 def test_shared_accounts_other_instruments_and_no_strategy_node_are_refused() -> None:
     spec = example()
-    shared = msgspec.structs.replace(spec, venues={
-        **spec.venues, "emulator-b": msgspec.structs.replace(spec.venues["emulator-b"], account="emulator-a")})  # fmt: skip
+    shared = msgspec.structs.replace(
+        spec,
+        venues={
+            **spec.venues,
+            "emulator-b": msgspec.structs.replace(spec.venues["emulator-b"], account="emulator-a"),
+        },
+    )
     assert any("share venue account emulator-a" in r for r in refusals(shared))
     node = spec.nodes[0]
-    strategy = msgspec.structs.replace(node.strategies[0], config={**node.strategies[0].config,  # type: ignore[index]
-                                       "instrument_id": "BTCUSDT.BINANCE"})  # fmt: skip
+    assert node.strategies is not None
+    first = node.strategies[0]
+    strategy = msgspec.structs.replace(first, config={**first.config, "instrument_id": "BTCUSDT.BINANCE"})
     spot = msgspec.structs.replace(spec, nodes=[msgspec.structs.replace(node, strategies=[strategy])])
     assert any("BTCUSDT.BINANCE is not a Binance USD-M perpetual" in r for r in refusals(spot))
     none = msgspec.structs.replace(
@@ -87,8 +93,14 @@ def test_a_drill_trader_id_keeps_the_tag_that_client_order_ids_carry() -> None:
 
 def test_the_copy_changes_the_infrastructure_and_keeps_the_strategies(tmp_path: Path) -> None:
     spec = example()
-    fleet = derive(spec, run_id="abc123", work=tmp_path, http_url="http://127.0.0.1:4000",
-                   ws_url="ws://127.0.0.1:4000", kills=5)  # fmt: skip
+    fleet = derive(
+        spec,
+        run_id="abc123",
+        work=tmp_path,
+        http_url="http://127.0.0.1:4000",
+        ws_url="ws://127.0.0.1:4000",
+        kills=5,
+    )
     copy = fleet.spec
     assert [n.name for n in copy.nodes] == [n.name for n in spec.nodes]
     assert [n.strategies for n in copy.nodes] == [n.strategies for n in spec.nodes]
@@ -103,7 +115,10 @@ def test_the_copy_changes_the_infrastructure_and_keeps_the_strategies(tmp_path: 
     assert all(n.restart.backoff_max <= 1.0 and n.restart.start_limit.burst >= 30 for n in copy.nodes)
     assert {v.base_url_http for v in copy.venues.values()} == {"http://127.0.0.1:4000"}
     assert {v.api_key.env for v in copy.venues.values() if v.api_key} == {
-        "FLEET_DRILL_0_API_KEY", "FLEET_DRILL_1_API_KEY", "FLEET_DRILL_2_API_KEY"}  # fmt: skip
+        "FLEET_DRILL_0_API_KEY",
+        "FLEET_DRILL_1_API_KEY",
+        "FLEET_DRILL_2_API_KEY",
+    }
     assert (copy.mqtt.topic_prefix, copy.mqtt.client_id) == (
         "nautilus-fleet-drill/demo/abc123",
         "fleet-drill-abc123",
@@ -115,8 +130,14 @@ def test_the_copy_changes_the_infrastructure_and_keeps_the_strategies(tmp_path: 
 
 
 def test_the_copy_written_as_yaml_loads_back_to_the_same_fleet(tmp_path: Path) -> None:
-    fleet = derive(example(), run_id="abc123", work=tmp_path, http_url="http://127.0.0.1:4000",
-                   ws_url="ws://127.0.0.1:4000", kills=5)  # fmt: skip
+    fleet = derive(
+        example(),
+        run_id="abc123",
+        work=tmp_path,
+        http_url="http://127.0.0.1:4000",
+        ws_url="ws://127.0.0.1:4000",
+        kills=5,
+    )
     path = tmp_path / "fleet.yaml"
     path.write_text(yaml.safe_dump(fleet_document(fleet.spec), sort_keys=False))
     env = {name: "x" for pair in fleet.credentials.values() for name in pair}

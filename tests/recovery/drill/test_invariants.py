@@ -30,8 +30,13 @@ TP = "TP-BTCUSDT-PERP-abcdef-g1"
 ENTRY = "O-20250101-000000-001-001-1"
 
 
-def order(cid: str, *fills: tuple[str, str], strategy: str = "EmaCross-001", tags: tuple[str, ...] = (),
-          inferred: bool = False) -> CachedOrder:  # fmt: skip
+def order(
+    cid: str,
+    *fills: tuple[str, str],
+    strategy: str = "EmaCross-001",
+    tags: tuple[str, ...] = (),
+    inferred: bool = False,
+) -> CachedOrder:
     return CachedOrder(
         client_order_id=cid,
         strategy_id=strategy,
@@ -58,8 +63,12 @@ def stop(cid: str, side: str = "SELL", qty: str = "0.010") -> OpenProtective:
     return OpenProtective(client_id=cid, symbol="BTCUSDT", kind=cid[:2], side=side, quantity=Decimal(qty))
 
 
-def venue(net: str, *protective: OpenProtective, fills: dict[str, tuple[tuple[str, Decimal], ...]] | None = None,
-          accepted: dict[str, int] | None = None) -> VenueBook:  # fmt: skip
+def venue(
+    net: str,
+    *protective: OpenProtective,
+    fills: dict[str, tuple[tuple[str, Decimal], ...]] | None = None,
+    accepted: dict[str, int] | None = None,
+) -> VenueBook:
     return VenueBook(
         positions={"BTCUSDT": Decimal(net)} if Decimal(net) != 0 else {},
         open_protective=protective,
@@ -116,8 +125,9 @@ def test_a_strategy_that_never_protects_an_instrument_is_not_asked_to() -> None:
 
 
 def test_a_client_order_id_accepted_twice_is_a_violation() -> None:
-    found = book_violations("n", [BTC], venue("0.010", stop(SL), stop(TP), accepted={ENTRY: 1, SL: 2, TP: 1}),
-                            CACHED)  # fmt: skip
+    found = book_violations(
+        "n", [BTC], venue("0.010", stop(SL), stop(TP), accepted={ENTRY: 1, SL: 2, TP: 1}), CACHED
+    )
     assert [(v.check, v.evidence) for v in found] == [(DUPLICATE, {"client_order_id": SL, "accepted": 2})]
 
 

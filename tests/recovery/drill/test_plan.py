@@ -37,11 +37,23 @@ def test_a_long_plan_covers_every_moment_move_and_node_within_bounds() -> None:
 def test_a_seed_in_a_report_repeats_its_drill_in_another_process() -> None:
     # What `fleet drill --seed 3 --kills 2` ran on the example fleet (random.Random is stable for int seeds).
     assert [a.to_json() for a in plan_drill(3, NODES, 2)] == [
-        {"index": 1, "node": "ema-btc", "moment": "idle", "move": "position_changed", "market_steps": 1,
-         "pick": 0.369955},
-        {"index": 2, "node": "ema-sol", "moment": "recovering", "move": "position_changed", "market_steps": 3,
-         "pick": 0.065529},
-    ]  # fmt: skip
+        {
+            "index": 1,
+            "node": "ema-btc",
+            "moment": "idle",
+            "move": "position_changed",
+            "market_steps": 1,
+            "pick": 0.369955,
+        },
+        {
+            "index": 2,
+            "node": "ema-sol",
+            "moment": "recovering",
+            "move": "position_changed",
+            "market_steps": 3,
+            "pick": 0.065529,
+        },
+    ]
 
 
 def test_zero_kills_is_an_empty_plan_and_negative_is_refused() -> None:

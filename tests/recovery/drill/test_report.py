@@ -28,10 +28,19 @@ def report_of(*violations: Violation, final: tuple[Violation, ...] = ()) -> Dril
     first, second = plan_drill(5, ["a", "b"], 2)
     report = DrillReport(seed=5, config="fleet.yaml", fleet="demo", run_id="abc123", nodes={"a": "A.DRILL-1"})
     report.actions = [
-        ActionRecord(plan=first, kills=[{"pid": 1}], result="ready", attempt=2, position_ms=800.0, full_ms=900.0),
-        ActionRecord(plan=second, kills=[{"pid": 2}, {"pid": 3}], result="ready", attempt=4, position_ms=600.0,
-                     full_ms=1500.0, violations=list(violations)),
-    ]  # fmt: skip
+        ActionRecord(
+            plan=first, kills=[{"pid": 1}], result="ready", attempt=2, position_ms=800.0, full_ms=900.0
+        ),
+        ActionRecord(
+            plan=second,
+            kills=[{"pid": 2}, {"pid": 3}],
+            result="ready",
+            attempt=4,
+            position_ms=600.0,
+            full_ms=1500.0,
+            violations=list(violations),
+        ),
+    ]
     report.final_violations = list(final)
     return report
 
@@ -69,8 +78,18 @@ def test_every_violation_is_listed_with_its_action_and_evidence() -> None:
 def test_the_table_has_a_row_per_action_and_the_figures() -> None:
     table = render_table(report_of())
     lines = table.splitlines()
-    assert lines[0].split() == ["#", "NODE", "MOMENT", "VENUE", "MOVE", "KILLS", "RESULT", "POSITION", "FULL",
-                                "VIOLATIONS"]  # fmt: skip
+    assert lines[0].split() == [
+        "#",
+        "NODE",
+        "MOMENT",
+        "VENUE",
+        "MOVE",
+        "KILLS",
+        "RESULT",
+        "POSITION",
+        "FULL",
+        "VIOLATIONS",
+    ]
     assert lines[1].split()[0] == "1" and lines[2].split()[0] == "2"
     assert "3 kills, 2 recoveries, 2 READY" in table
     assert "position recovery p50 600 ms, p95 800 ms; full recovery p50 900 ms, p95 1500 ms" in table
