@@ -9,8 +9,8 @@ these with values they make.
 - duplicate_client_id: the venue accepted no client order id twice;
 - fills: every order's fills in the cache (trade ids and quantities) are the venue's, and the cache holds no
   fill the venue never made (a triggered stop's fills belong to the stop);
-- invented: reconciliation invented no order (a synthetic fill), except where the drill itself changed a
-  position behind the node's back (then the venue has no trade for it, and inventing one is the right answer);
+- invented: reconciliation invented no order (a synthetic fill); an order another client of the account made
+  while the node was down is the venue's, with its own trades, and is adopted as it is, not invented;
 - state: the strategy restored the last acknowledged write of its state (the `state_seq` of its
   `state_restored` phase equals the record in Redis at the kill), and the key still holds that write unless
   the strategy wrote a newer one since;
@@ -177,10 +177,7 @@ def duplicate_violations(node: str, venue: VenueBook) -> list[Violation]:
     ]
 
 
-def fill_violations(
-    node: str, venue: VenueBook, cache: CachedState, explained: Iterable[str] = ()
-) -> list[Violation]:
-    allowed = set(explained)
+def fill_violations(node: str, venue: VenueBook, cache: CachedState) -> list[Violation]:
     found = []
     for client_id, fills in sorted(venue.fills.items()):
         order = cache.orders.get(client_id)
@@ -195,7 +192,7 @@ def fill_violations(
                 )
             )
     for client_id, order in sorted(cache.orders.items()):
-        if order.fills and client_id not in venue.fills and client_id not in allowed:
+        if order.fills and client_id not in venue.fills:
             cached = tuple(sorted((f.trade_id, f.qty) for f in order.fills))
             found.append(
                 Violation(
@@ -212,8 +209,7 @@ def _fills(fills: Iterable[tuple[str, Decimal]] | None) -> list[list[str]] | Non
     return None if fills is None else [[trade_id, str(qty)] for trade_id, qty in fills]
 
 
-def invented_violations(node: str, cache: CachedState, explained: Iterable[str] = ()) -> list[Violation]:
-    allowed = set(explained)
+def invented_violations(node: str, cache: CachedState) -> list[Violation]:
     return [
         Violation(
             check=INVENTED,
@@ -226,19 +222,7 @@ def invented_violations(node: str, cache: CachedState, explained: Iterable[str] 
             },
         )
         for client_id, reasons in sorted(cache.synthetic_orders().items())
-        if client_id not in allowed
     ]
-
-
-def explained_inventions(cache: CachedState, known: Iterable[str], instrument: str) -> set[str]:
-    """Synthetic orders on `instrument` that are not in `known`: what the recovery after a silent position
-    change of that instrument invented to match the venue."""
-    seen = set(known)
-    return {
-        client_id
-        for client_id in cache.synthetic_orders()
-        if client_id not in seen and cache.orders[client_id].instrument_id == instrument
-    }
 
 
 def restored_states(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -321,15 +305,13 @@ def book_violations(
     instruments: Iterable[str],
     venue: VenueBook,
     cache: CachedState,
-    explained: Iterable[str] = (),
 ) -> list[Violation]:
     """Every check that compares the venue with the cache (the ones that may need a moment to settle)."""
     instruments = tuple(instruments)
-    explained = tuple(explained)
     return [
         *position_violations(node, instruments, venue, cache),
         *protective_violations(node, [symbol_of(i) for i in instruments], venue),
         *duplicate_violations(node, venue),
-        *fill_violations(node, venue, cache, explained),
-        *invented_violations(node, cache, explained),
+        *fill_violations(node, venue, cache),
+        *invented_violations(node, cache),
     ]

@@ -6,8 +6,8 @@ Each action kills one node with SIGKILL at one kind of moment, and may move the 
   first kill, then a second one as soon as the restarted process is recovering, before READY), `idle` (when
   the market has settled and nothing of the node's is in flight);
 - venue moves while down: `stop_triggered` (one of the node's open stop-loss/take-profit orders triggers and
-  fills), `position_changed` (a position is changed silently, without a trade: flattened or doubled, or one
-  opened where the node was flat), or none;
+  fills), `position_changed` (another client of the account trades: the position is flattened or doubled,
+  or one is opened where the node was flat), or none;
 - `market_steps` moves of the market before the kill (so that the strategies trade between kills), and `pick`,
   a number in [0, 1) that chooses among what exists at the time (which stop, which instrument).
 

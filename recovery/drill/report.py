@@ -42,7 +42,6 @@ class ActionRecord:
     attempt: int | None = None
     position_ms: float | None = None
     full_ms: float | None = None
-    explained: list[str] = field(default_factory=list)  # inventions explained by this action's move
     checked: dict[str, Any] = field(default_factory=dict)  # what the checks compared after the recovery
     violations: list[Violation] = field(default_factory=list)
 
@@ -57,7 +56,6 @@ class ActionRecord:
             "attempt": self.attempt,
             "position_recovery_ms": self.position_ms,
             "full_recovery_ms": self.full_ms,
-            "explained_inventions": self.explained,
             "checked": self.checked,
             "violations": [v.to_json() for v in self.violations],
         }

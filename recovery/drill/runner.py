@@ -35,6 +35,7 @@ from emulator.config import AccountSpec
 from emulator.testing import EmulatorProcess, running_emulator
 from recovery.drill.cache_reader import RedisLocation
 from recovery.drill.fleet_copy import (
+    INSTRUMENT_SUFFIX,
     DrillFleet,
     DrillNode,
     DrillRefused,
@@ -47,7 +48,6 @@ from recovery.drill.invariants import (
     READY,
     Violation,
     book_violations,
-    explained_inventions,
     ready_violations,
     restored_states,
     state_violations,
@@ -137,9 +137,6 @@ class _Drill:
         self.run_id = run_id
         self.work = work
         self.market_rng = random.Random(f"{seed}:market")
-        # Per node: synthetic orders seen so far, and those a drill move explains.
-        self.synthetic_seen: dict[str, set[str]] = {}
-        self.explained: dict[str, set[str]] = {}
 
     async def run(self) -> DrillReport:
         accounts = {
@@ -319,9 +316,10 @@ class _Run:
 
     async def action(self, planned: PlannedKill, record: ActionRecord) -> None:
         node = self.fleet.node(planned.node)
-        for _ in range(planned.market_steps):
-            await self.settle()
-            record.market.append(await self.market.step(self.admin, self.drill.market_rng))
+        if planned.moment is not Moment.AFTER_ORDER:  # that one moves the market until the node trades
+            for _ in range(planned.market_steps):
+                await self.settle()
+                record.market.append(await self.market.step(self.admin, self.drill.market_rng))
         await self.settle()
         if planned.moment is Moment.AFTER_ORDER:
             record.moment_note = await self.await_order(node, record)
@@ -350,9 +348,6 @@ class _Run:
         if recovery.get("result") == READY:
             now = await self.observer.states(node.trader_id)
             record.violations += state_violations(node.name, at_kill, restored_states(recovery), now)
-            if planned.move is VenueMove.POSITION_CHANGED and record.move_note.startswith("position"):
-                instrument = record.move_note.split()[1]
-                await self.explain_inventions(node, instrument, record)
             record.checked["state_seq_at_kill"] = {sid: r.seq for sid, r in at_kill.items()}
             record.violations += await self.check_book(node, record.checked)
 
@@ -446,26 +441,34 @@ class _Run:
         if held:
             symbol = held[int(planned.pick * len(held))]
             amount = Decimal(state["positions"][symbol]["amount"])
-            target = Decimal(0) if planned.pick < 0.5 else amount * 2
-            entry = None if target == 0 else state["positions"][symbol]["entry_price"]
+            # Flatten it, or double it.
+            side = (
+                ("SELL" if amount > 0 else "BUY") if planned.pick < 0.5 else ("BUY" if amount > 0 else "SELL")
+            )
+            quantity = abs(amount)
         else:
             symbol = node.symbols[int(planned.pick * len(node.symbols))]
             trades = await self.admin.trades(symbol, account=node.account)
             if not trades:
                 return "flat and never traded: no position to change"
-            quantity = Decimal(trades[-1]["qty"])
-            target = quantity if planned.pick < 0.5 else -quantity
-            entry = (await self.admin.state())["prices"][symbol]["last"]
-            amount = Decimal(0)
-        await self.admin.set_position(symbol, target, entry, account=node.account)
-        return f"position {symbol}-PERP.BINANCE changed from {amount} to {target} while down"
-
-    async def explain_inventions(self, node: DrillNode, instrument: str, record: ActionRecord) -> None:
-        cache = await self.observer.cache(node.trader_id)
-        seen = self.drill.synthetic_seen.get(node.name, set())
-        explained = explained_inventions(cache, seen, instrument)
-        self.drill.explained.setdefault(node.name, set()).update(explained)
-        record.explained = sorted(explained)
+            amount, quantity = Decimal(0), Decimal(trades[-1]["qty"])
+            side = "BUY" if planned.pick < 0.5 else "SELL"
+        client_id = f"drill-{self.drill.run_id}-{planned.index}"
+        order = await self.admin.place_order(
+            {
+                "symbol": symbol,
+                "side": side,
+                "type": "MARKET",
+                "quantity": str(quantity),
+                "newClientOrderId": client_id,
+            },
+            account=node.account,
+        )
+        target = amount + (quantity if side == "BUY" else -quantity)
+        return (
+            f"position {symbol}{INSTRUMENT_SUFFIX} changed from {amount} to {target} while down "
+            f"(a {side} {quantity} by another client of the account, {client_id}: {order.get('status')})"
+        )
 
     async def check_book(self, node: DrillNode, checked: dict[str, Any] | None = None) -> list[Violation]:
         """Venue vs cache, until they agree or CHECK_WITHIN_S has passed (then what still differs). `checked`
@@ -474,11 +477,8 @@ class _Run:
         while True:
             venue = await self.observer.venue_book(node.account, node.symbols)
             cache = await self.observer.cache(node.trader_id)
-            found = book_violations(
-                node.name, node.instruments, venue, cache, self.drill.explained.get(node.name, ())
-            )
+            found = book_violations(node.name, node.instruments, venue, cache)
             if not found or time.monotonic() > deadline:
-                self.drill.synthetic_seen[node.name] = set(cache.synthetic_orders())
                 if checked is not None:
                     checked.update(
                         positions={i: str(venue.positions.get(symbol_of(i), 0)) for i in node.instruments},

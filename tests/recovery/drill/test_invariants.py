@@ -16,7 +16,6 @@ from recovery.drill.invariants import (
     StateRecord,
     VenueBook,
     book_violations,
-    explained_inventions,
     protective_of,
     ready_violations,
     restored_states,
@@ -77,8 +76,8 @@ def venue(
     )
 
 
-def checks(book: VenueBook, state: CachedState, explained: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    return [(v.check, v.message) for v in book_violations("n", [BTC], book, state, explained)]
+def checks(book: VenueBook, state: CachedState) -> list[tuple[str, str]]:
+    return [(v.check, v.message) for v in book_violations("n", [BTC], book, state)]
 
 
 PROTECTED = venue("0.010", stop(SL), stop(TP))
@@ -140,20 +139,24 @@ def test_fills_must_match_the_venue_order_by_order() -> None:
     ]
 
 
-def test_an_invented_order_is_a_violation_unless_a_drill_move_explains_it() -> None:
+def test_an_invented_order_is_a_violation() -> None:
     invented = order("S-1", ("S-1-fill", "0.010"), strategy="EXTERNAL", inferred=True)
     state = cache("0.020", order(ENTRY, ("11", "0.010")), invented)
     book = venue("0.020", stop(SL, qty="0.020"), stop(TP, qty="0.020"))
     assert [c for c, _ in checks(book, state)] == [FILLS, INVENTED]
-    assert checks(book, state, explained=("S-1",)) == []
-
-
-def test_only_new_inventions_on_the_moved_instrument_are_explained() -> None:
-    old = order("S-0", ("x", "0.010"), strategy="EXTERNAL")
-    new = order("S-1", ("y", "0.010"), tags=("RECONCILIATION",))
-    state = cache("0.010", old, new)
-    assert explained_inventions(state, known={"S-0"}, instrument=BTC) == {"S-1"}
-    assert explained_inventions(state, known=set(), instrument="ETHUSDT-PERP.BINANCE") == set()
+    # The same order with the venue's own trade (another client's order, adopted) is not invented.
+    adopted = order("drill-1", ("12", "0.010"))
+    fills: dict[str, tuple[tuple[str, Decimal], ...]] = {
+        ENTRY: (("11", Decimal("0.010")),),
+        "drill-1": (("12", Decimal("0.010")),),
+    }
+    assert (
+        checks(
+            venue("0.020", stop(SL, qty="0.020"), stop(TP, qty="0.020"), fills=fills),
+            cache("0.020", order(ENTRY, ("11", "0.010")), adopted),
+        )
+        == []
+    )
 
 
 def test_protective_of_reads_only_the_strategy_protective_ids() -> None:
