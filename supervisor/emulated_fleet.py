@@ -116,6 +116,11 @@ class FleetDaemon:
 
         return await bounded_poll(what, check, within=within, interval=0.05)
 
+    async def wait(self) -> int:
+        """Until the daemon exits by itself (or is stopped); its exit code."""
+        assert self._process is not None, "start() first"
+        return await self._process.wait()
+
     async def stop(self) -> int | None:
         """SIGTERM (the daemon stops its nodes cleanly), SIGKILL of its process group after a grace."""
         process = self._process

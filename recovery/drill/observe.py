@@ -25,33 +25,7 @@ class Observer:
         self.location = location
 
     async def venue_book(self, account: str, symbols: Iterable[str]) -> VenueBook:
-        wanted = set(symbols)
-        state = (await self.admin.state())["accounts"][account]
-        positions = {
-            symbol: Decimal(row["amount"])
-            for symbol, row in state["positions"].items()
-            if symbol in wanted and Decimal(row["amount"]) != 0
-        }
-        protective: list[OpenProtective] = []
-        for algo in state["open_algo_orders"]:
-            mine = protective_of(algo)
-            if mine is not None and mine.symbol in wanted:
-                protective.append(mine)
-        fills: dict[str, list[tuple[str, Decimal]]] = {}
-        for symbol in sorted(wanted):
-            orders = (await self.admin.orders(symbol, account=account))["orders"]
-            client_id_of = {o["orderId"]: o["clientOrderId"] for o in orders}
-            for trade in await self.admin.trades(symbol, account=account):
-                fills.setdefault(client_id_of[trade["orderId"]], []).append(
-                    (str(trade["id"]), Decimal(trade["qty"]))
-                )
-        attempts = await self.admin.attempts(account=account)
-        return VenueBook(
-            positions=positions,
-            open_protective=tuple(sorted(protective, key=lambda p: p.client_id)),
-            fills={cid: tuple(sorted(rows)) for cid, rows in fills.items()},
-            accepted={cid: int(row["accepted"]) for cid, row in attempts.items()},
-        )
+        return await venue_book(self.admin, account, symbols)
 
     async def cache(self, trader_id: str) -> CachedState:
         return await asyncio.to_thread(read_cache, trader_id, location=self.location)
@@ -71,3 +45,34 @@ class Observer:
                 seq=int(record["seq"]), fields=dict(record["fields"])
             )
         return records
+
+
+async def venue_book(admin: AdminClient, account: str, symbols: Iterable[str]) -> VenueBook:
+    """One account at the venue, limited to `symbols`, as the checks take it."""
+    wanted = set(symbols)
+    state = (await admin.state())["accounts"][account]
+    positions = {
+        symbol: Decimal(row["amount"])
+        for symbol, row in state["positions"].items()
+        if symbol in wanted and Decimal(row["amount"]) != 0
+    }
+    protective: list[OpenProtective] = []
+    for algo in state["open_algo_orders"]:
+        mine = protective_of(algo)
+        if mine is not None and mine.symbol in wanted:
+            protective.append(mine)
+    fills: dict[str, list[tuple[str, Decimal]]] = {}
+    for symbol in sorted(wanted):
+        orders = (await admin.orders(symbol, account=account))["orders"]
+        client_id_of = {o["orderId"]: o["clientOrderId"] for o in orders}
+        for trade in await admin.trades(symbol, account=account):
+            fills.setdefault(client_id_of[trade["orderId"]], []).append(
+                (str(trade["id"]), Decimal(trade["qty"]))
+            )
+    attempts = await admin.attempts(account=account)
+    return VenueBook(
+        positions=positions,
+        open_protective=tuple(sorted(protective, key=lambda p: p.client_id)),
+        fills={cid: tuple(sorted(rows)) for cid, rows in fills.items()},
+        accepted={cid: int(row["accepted"]) for cid, row in attempts.items()},
+    )

@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import yaml
 
-from emulator.admin import AdminClient
+from emulator.admin import AdminApiError, AdminClient
 from emulator.config import AccountSpec
 from emulator.testing import EmulatorProcess, running_emulator
 from recovery.drill.cache_reader import RedisLocation
@@ -300,9 +300,9 @@ class _Run:
             report.actions.append(record)
             try:
                 await self.action(planned, record)
-            except TimeoutError as exc:
-                report.aborted = f"action {planned.index}: {exc}"
-                record.result = "timeout"
+            except Exception as exc:  # the drill cannot go on: the report keeps what was done, and why
+                report.aborted = f"action {planned.index}: {type(exc).__name__}: {exc}"
+                record.result = "aborted"
                 self.say(f"[{planned.index}/{total}] {planned.describe()}: ABORTED: {exc}")
                 return
             marks = "ok" if not record.violations else f"{len(record.violations)} VIOLATIONS"
@@ -345,6 +345,15 @@ class _Run:
         record.position_ms = recovery.get("position_recovery_ms")
         record.full_ms = recovery.get("full_recovery_ms")
         record.violations += ready_violations(node.name, recovery)
+        if recovery.get("result") != READY:
+            # The daemon keeps restarting it: the drill goes on once it is back (or gives up, bounded).
+            recovery = await self.reports.next_report(
+                node.name,
+                after=self.reports.reports.index(recovery) + 1,
+                within=self.recovery_within(node),
+                accept=lambda r: r.get("result") == READY,
+            )
+            record.result = f"{record.result}, then ready (attempt {recovery.get('attempt')})"
         if recovery.get("result") == READY:
             now = await self.observer.states(node.trader_id)
             record.violations += state_violations(node.name, at_kill, restored_states(recovery), now)
@@ -428,46 +437,58 @@ class _Run:
             return ""
         state = (await self.admin.state())["accounts"][node.account]
         if planned.move is VenueMove.STOP_TRIGGERED:
-            algos = sorted(
-                (a for a in state["open_algo_orders"] if a["symbol"] in node.symbols),
-                key=lambda a: str(a["clientAlgoId"]),
-            )
-            if not algos:
-                return "no open stop to trigger"
-            algo = algos[int(planned.pick * len(algos))]
+            return await self.trigger_stop(node, planned, state)
+        return await self.change_position(node, planned, state)
+
+    async def trigger_stop(self, node: DrillNode, planned: PlannedKill, state: dict[str, Any]) -> str:
+        """One of the node's open stop-loss/take-profit orders triggers and fills at the last price."""
+        algos = sorted(
+            (a for a in state["open_algo_orders"] if a["symbol"] in node.symbols),
+            key=lambda a: str(a["clientAlgoId"]),
+        )
+        if not algos:
+            return "no open stop to trigger"
+        algo = algos[int(planned.pick * len(algos))]
+        try:
             await self.admin.trigger(client_algo_id=algo["clientAlgoId"], account=node.account)
-            return f"triggered {algo['clientAlgoId']} while down"
+        except AdminApiError as exc:  # it triggered or ended on its own in between
+            return f"could not trigger {algo['clientAlgoId']}: {exc.message}"
+        return f"triggered {algo['clientAlgoId']} while down"
+
+    async def change_position(self, node: DrillNode, planned: PlannedKill, state: dict[str, Any]) -> str:
+        """Another client of the account trades: flattens or doubles a position, or opens one."""
         held = sorted(s for s in state["positions"] if s in node.symbols)
+        params: dict[str, str] = {
+            "type": "MARKET",
+            "newClientOrderId": f"drill-{self.drill.run_id}-{planned.index}",
+        }
         if held:
             symbol = held[int(planned.pick * len(held))]
             amount = Decimal(state["positions"][symbol]["amount"])
-            # Flatten it, or double it.
-            side = (
-                ("SELL" if amount > 0 else "BUY") if planned.pick < 0.5 else ("BUY" if amount > 0 else "SELL")
-            )
             quantity = abs(amount)
+            if planned.pick < 0.5:  # flatten it
+                side = "SELL" if amount > 0 else "BUY"
+                params["reduceOnly"] = "true"
+            else:  # double it
+                side = "BUY" if amount > 0 else "SELL"
         else:
             symbol = node.symbols[int(planned.pick * len(node.symbols))]
-            trades = await self.admin.trades(symbol, account=node.account)
-            if not trades:
+            orders = (await self.admin.orders(symbol, account=node.account))["orders"]
+            sizes = [Decimal(o["executedQty"]) for o in orders if o["status"] == "FILLED"]
+            if not sizes:
                 return "flat and never traded: no position to change"
-            amount, quantity = Decimal(0), Decimal(trades[-1]["qty"])
+            amount, quantity = Decimal(0), sizes[-1]  # the size of the node's last filled order
             side = "BUY" if planned.pick < 0.5 else "SELL"
-        client_id = f"drill-{self.drill.run_id}-{planned.index}"
-        order = await self.admin.place_order(
-            {
-                "symbol": symbol,
-                "side": side,
-                "type": "MARKET",
-                "quantity": str(quantity),
-                "newClientOrderId": client_id,
-            },
-            account=node.account,
-        )
+        params.update(symbol=symbol, side=side, quantity=str(quantity))
+        try:
+            order = await self.admin.place_order(params, account=node.account)
+        except AdminApiError as exc:
+            return f"the venue refused the drill's {side} {quantity} {symbol}: {exc.message}"
         target = amount + (quantity if side == "BUY" else -quantity)
         return (
             f"position {symbol}{INSTRUMENT_SUFFIX} changed from {amount} to {target} while down "
-            f"(a {side} {quantity} by another client of the account, {client_id}: {order.get('status')})"
+            f"(a {side} {quantity} by another client of the account, {params['newClientOrderId']}: "
+            f"{order.get('status')})"
         )
 
     async def check_book(self, node: DrillNode, checked: dict[str, Any] | None = None) -> list[Violation]:
