@@ -56,8 +56,8 @@ from recovery.drill.market import BarMarket, Market
 from recovery.drill.observe import Observer
 from recovery.drill.plan import Moment, PlannedKill, VenueMove, plan_drill
 from recovery.drill.report import ActionRecord, DrillReport, percentile
-from supervisor.config import load_fleet, parse_fleet, resolve_paths
-from supervisor.config.schema import FleetSpec
+from supervisor.config import instruments_of, load_fleet, parse_fleet, resolve_paths, venue_account
+from supervisor.config.schema import FleetSpec, NodeSpec
 from supervisor.emulated_fleet import FleetDaemon, RecoveryReports, forget_traders
 from supervisor.secrets import resolve_secret
 
@@ -111,7 +111,7 @@ async def run_drill(options: DrillOptions) -> DrillReport:
         report = await _Drill(options, spec, plan=plan, seed=seed, run_id=run_id, work=work).run()
     finally:
         if options.keep_work:
-            options.progress(f"drill: work directory kept: {work}")
+            options.progress(f"drill: work directory kept (logs, the run's fleet.yaml): {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     report.duration_s = time.monotonic() - started
@@ -181,8 +181,6 @@ class _Drill:
         return report
 
     def _accounts(self) -> list[str]:
-        from supervisor.config import venue_account
-
         return [
             venue_account(self.spec, n.venues[0])
             for n in self.spec.nodes
@@ -246,7 +244,7 @@ class _Drill:
                 await run.final_check(report)
         finally:
             code = await daemon.stop()
-            self.say(f"drill: fleet stopped (daemon exit {code}); log {self.work / 'fleet.log'}")
+            self.say(f"drill: fleet stopped (daemon exit {code})")
             with contextlib.suppress(Exception):
                 await reports.clear_retained()
             follower.cancel()
@@ -264,7 +262,8 @@ class _Drill:
             )
         except TimeoutError as exc:
             errors = [f"{r['node']}: {r['error']}" for r in reports.reports if r.get("result") != "ready"]
-            raise RuntimeError(f"{exc}; {'; '.join(errors) or 'no recovery report failed'}") from None
+            keep = "" if self.options.keep_work else "; --keep-work keeps the daemon's and the nodes' logs"
+            raise RuntimeError(f"{exc}; {'; '.join(errors) or 'no recovery report failed'}{keep}") from None
         self.say(f"drill: all {len(names)} nodes READY")
 
 
@@ -346,19 +345,51 @@ class _Run:
         record.full_ms = recovery.get("full_recovery_ms")
         record.violations += ready_violations(node.name, recovery)
         if recovery.get("result") != READY:
-            # The daemon keeps restarting it: the drill goes on once it is back (or gives up, bounded).
-            recovery = await self.reports.next_report(
-                node.name,
-                after=self.reports.reports.index(recovery) + 1,
-                within=self.recovery_within(node),
-                accept=lambda r: r.get("result") == READY,
-            )
+            recovery = await self.back_ready(node, after=self.reports.reports.index(recovery) + 1)
             record.result = f"{record.result}, then ready (attempt {recovery.get('attempt')})"
         if recovery.get("result") == READY:
             now = await self.observer.states(node.trader_id)
             record.violations += state_violations(node.name, at_kill, restored_states(recovery), now)
             record.checked["state_seq_at_kill"] = {sid: r.seq for sid, r in at_kill.items()}
             record.violations += await self.check_book(node, record.checked)
+
+    async def back_ready(self, node: DrillNode, *, after: int) -> dict[str, Any]:
+        """After a failed recovery the daemon restarts the node: its next READY report. TimeoutError (the
+        drill stops) when the daemon quarantines it instead, or when none comes in time."""
+        ready = asyncio.create_task(
+            self.reports.next_report(
+                node.name,
+                after=after,
+                within=self.recovery_within(node),
+                accept=lambda r: r.get("result") == READY,
+            ),
+            name="drill.back-ready",
+        )
+        quarantined = asyncio.create_task(
+            self.daemon.wait_nodes(
+                f"{node.name} quarantined",
+                lambda s: s[node.name]["state"] == "quarantined",
+                within=self.recovery_within(node),
+            ),
+            name="drill.quarantined",
+        )
+        done, pending = await asyncio.wait((ready, quarantined), return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if ready in done and ready.exception() is None:
+            return ready.result()
+        if quarantined in done and quarantined.exception() is None:
+            status = quarantined.result()[node.name]
+            raise TimeoutError(
+                f"{node.name} never came back READY: the daemon quarantined it "
+                f"({status.get('quarantine_reason')}); last error: {self.last_error(node)}"
+            )
+        raise TimeoutError(f"{node.name} never came back READY; last error: {self.last_error(node)}")
+
+    def last_error(self, node: DrillNode) -> str:
+        failed = [r for r in self.reports.reports if r.get("node") == node.name and r.get("result") != READY]
+        return str(failed[-1].get("error")) if failed else "none reported"
 
     def typical_recovery_s(self) -> float:
         """The median full recovery measured so far in this drill."""
@@ -530,9 +561,7 @@ class _Run:
         )
 
 
-def _instruments(node: Any) -> tuple[str, ...]:
-    from supervisor.config import instruments_of
-
+def _instruments(node: NodeSpec) -> tuple[str, ...]:
     return instruments_of(node) if node.enabled and node.strategies is not None else ()
 
 
