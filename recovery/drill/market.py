@@ -31,7 +31,8 @@ class Market(Protocol):
 
 class BarMarket:
     """Every step moves each symbol's price along a trend that turns now and then (a trade print at the new
-    price), then closes the current 1-minute bar: bar strategies see a closed bar, tick strategies a trade."""
+    price), then closes the current 1-minute bar if the minute has not had one closed: bar strategies see a
+    closed bar (at most one a minute), tick strategies a trade on every step."""
 
     def __init__(self, symbols: Sequence[str]) -> None:
         self.symbols = tuple(symbols)
@@ -55,5 +56,6 @@ class BarMarket:
             price = (Decimal(prices[symbol]["last"]) * (1 + change) / tick).to_integral_value() * tick
             await admin.set_price(symbol, price)
             moves.append(f"{symbol} {price}")
-        await admin.close_bar()
-        return f"{', '.join(moves)}, bar closed"
+        # The emulator closes one bar per wall-clock minute: a second close within the minute closes nothing.
+        closed = await admin.close_bar()
+        return f"{', '.join(moves)}, {'bar closed' if closed else 'no bar (this minute closed already)'}"

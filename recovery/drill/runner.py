@@ -29,6 +29,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import yaml
+from redis.exceptions import RedisError
 
 from emulator.admin import AdminApiError, AdminClient
 from emulator.config import AccountSpec
@@ -177,7 +178,11 @@ class _Drill:
             try:
                 await self._run_fleet(fleet, venue, env, report)
             finally:
-                await forget_traders(fleet.spec.redis, [n.trader_id for n in fleet.nodes], env)
+                try:
+                    await forget_traders(fleet.spec.redis, [n.trader_id for n in fleet.nodes], env)
+                except (OSError, RedisError) as exc:  # said, not raised over the drill's own outcome
+                    traders = ", ".join(report.nodes.values())
+                    self.say(f"drill: could not delete the Redis keys of {traders}: {exc}")
         return report
 
     def _accounts(self) -> list[str]:
