@@ -96,6 +96,14 @@ def test_a_fleet_on_a_real_exchange_is_refused_before_anything_starts(tmp_path: 
     assert run.stdout == ""
 
 
+def only_ema_btc() -> str:
+    """The example fleet with ema-btc alone enabled (the drill leaves disabled nodes out)."""
+    text = (REPO / "fleet.yaml").read_text()
+    for name in ("ema-eth", "ema-sol"):
+        text = text.replace(f"  - name: {name}\n", f"  - name: {name}\n    enabled: false\n")
+    return text
+
+
 class SilentShift(BarMarket):
     """The default market, and once a position that appears at the venue without a trade behind it."""
 
@@ -121,14 +129,8 @@ async def test_a_position_without_a_trade_behind_it_is_reported_with_its_evidenc
     """A position appears at the venue without a trade (no real venue does that): after the kill, nautilus'
     reconciliation either invents a fill to match it, or cannot explain it and the node's own check keeps it
     out of READY until the daemon quarantines it. Either way the drill reports it, with the evidence."""
-    text = (REPO / "fleet.yaml").read_text()
     config = tmp_path / "fleet.yaml"
-    # Only ema-btc runs (the drill leaves disabled nodes out).
-    config.write_text(
-        text.replace("  - name: ema-eth\n", "  - name: ema-eth\n    enabled: false\n").replace(
-            "  - name: ema-sol\n", "  - name: ema-sol\n    enabled: false\n"
-        )
-    )
+    config.write_text(only_ema_btc())
     lines: list[str] = []
     report = await run_drill(
         DrillOptions(config=config, kills=1, seed=1, market=SilentShift, progress=lines.append)
