@@ -94,7 +94,9 @@ class FleetDaemon:
         )
         waiting = asyncio.create_task(self._ready.wait(), name="fleet-daemon.ready")
         exited = asyncio.create_task(self._process.wait(), name="fleet-daemon.exit")
-        done, _ = await asyncio.wait((waiting, exited), timeout=ready_within, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait(
+            (waiting, exited), timeout=ready_within, return_when=asyncio.FIRST_COMPLETED
+        )
         for task in (waiting, exited):
             task.cancel()
         await asyncio.gather(waiting, exited, return_exceptions=True)

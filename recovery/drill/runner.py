@@ -338,12 +338,13 @@ class _Run:
         record.move_note = await self.move_venue(node, planned)
         await asyncio.sleep(max(0.0, STATE_READ_DELAY_S - (time.monotonic() - killed_at)))
         at_kill = await self.observer.states(node.trader_id)
-        recovery = await self.reports.next_report(
-            node.name,
-            after=mark,
-            within=self.recovery_within(node),
-            accept=lambda r: r.get("error") != KILLED_BY_US,
-        )
+        within = self.recovery_within(node)
+        try:
+            recovery = await self.reports.next_report(
+                node.name, after=mark, within=within, accept=lambda r: r.get("error") != KILLED_BY_US
+            )
+        except TimeoutError:
+            raise TimeoutError(f"no recovery report of {node.name} within {within:.0f}s") from None
         record.result = str(recovery.get("result"))
         record.attempt = recovery.get("attempt")
         record.position_ms = recovery.get("position_recovery_ms")
@@ -592,10 +593,11 @@ def _location(spec: FleetSpec, env: dict[str, str]) -> RedisLocation:
 async def _first(waiting: Any, task: asyncio.Task[None], what: str) -> None:
     """Wait for `waiting`, unless `task` ends first (then its error, naming `what`)."""
     wait = asyncio.ensure_future(waiting)
-    done, _ = await asyncio.wait((wait, task), timeout=20, return_when="FIRST_COMPLETED")
+    done, _ = await asyncio.wait((wait, task), timeout=20, return_when=asyncio.FIRST_COMPLETED)
     if wait in done:
         return
     wait.cancel()
+    await asyncio.gather(wait, return_exceptions=True)
     if task in done and task.exception() is not None:
         raise RuntimeError(f"cannot follow recovery reports on {what}: {task.exception()}")
     raise RuntimeError(f"cannot follow recovery reports on {what}: no subscription within 20 s")
