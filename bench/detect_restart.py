@@ -37,7 +37,7 @@ from supervisor.config.schema import (  # noqa: E402
     RestartSpec,
     StartLimitSpec,
 )
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport  # noqa: E402
+from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome  # noqa: E402
 from supervisor.node_logs import NodeLogWriter, NodeOutput  # noqa: E402
 from supervisor.node_runner import NodePaths, NodeRunner  # noqa: E402
 
@@ -91,6 +91,9 @@ class _Detections:
         pass
 
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
+        pass
+
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
         pass
 
 

@@ -60,7 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
         "clean shutdown and by /_admin/snapshot without a path",
     )
     parser.add_argument(
-        "--weight-limit", type=int, default=2400, help="request weight per minute per account"
+        "--weight-limit",
+        type=int,
+        default=2400,
+        help="request weight per window per client address (all accounts behind it share it)",
+    )
+    parser.add_argument(
+        "--weight-window-s",
+        type=int,
+        default=60,
+        help="length of the request-weight window in seconds (the venue: 60; shorter for tests)",
+    )
+    parser.add_argument(
+        "--orders-per-10s", type=int, default=300, help="order placements per 10 s per account"
+    )
+    parser.add_argument(
+        "--orders-per-minute", type=int, default=1200, help="order placements per minute per account"
     )
     parser.add_argument("--ban-after", type=int, default=3, help="429 answers in a window before a 418 ban")
     parser.add_argument("--ban-seconds", type=int, default=120, help="length of a 418 ban")
@@ -91,6 +106,18 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
             count = int(args.symbols)
         else:
             names = [s for s in args.symbols.split(",") if s.strip()]
+    rate_limit = RateLimitConfig(
+        weight_per_minute=args.weight_limit,
+        weight_window_s=args.weight_window_s,
+        ban_after=args.ban_after,
+        ban_seconds=args.ban_seconds,
+        orders_per_minute=args.orders_per_minute,
+        orders_per_10s=args.orders_per_10s,
+    )
+    try:
+        rate_limit.check()
+    except ValueError as exc:
+        raise ConfigError(f"rate limits: {exc}") from exc
     return EmulatorConfig(
         host=args.host,
         port=args.port,
@@ -101,9 +128,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         tick_ms=max(10, args.tick_ms),
         state_file=args.state,
         price_script=args.price_script,
-        rate_limit=RateLimitConfig(
-            weight_per_minute=args.weight_limit, ban_after=args.ban_after, ban_seconds=args.ban_seconds
-        ),
+        rate_limit=rate_limit,
         admin_allow_remote=args.admin_allow_remote,
         algo_finish_delay_ms=max(0, args.algo_finish_delay_ms),
         auto_funding=args.funding == "auto",

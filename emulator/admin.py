@@ -418,16 +418,23 @@ class AdminClient:
         self,
         *,
         weight_per_minute: int | None = None,
+        weight_window_s: int | None = None,
         ban_after: int | None = None,
         ban_seconds: int | None = None,
         orders_per_minute: int | None = None,
+        orders_per_10s: int | None = None,
         reset: bool = False,
     ) -> dict[str, Any]:
+        """Change the limits (None: unchanged). `weight_per_minute` is the request weight per client address
+        and weight window (`weight_window_s`, 60 on the venue; a change resets the counts); the order limits
+        are per account. `reset` clears every count and ban."""
         body = {
             "weight_per_minute": weight_per_minute,
+            "weight_window_s": weight_window_s,
             "ban_after": ban_after,
             "ban_seconds": ban_seconds,
             "orders_per_minute": orders_per_minute,
+            "orders_per_10s": orders_per_10s,
             "reset": reset,
         }
         result: dict[str, Any] = await self.call("POST", "/ratelimit", _clean(body))

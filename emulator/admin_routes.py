@@ -7,6 +7,7 @@ on (attempts per client order id, the request log). `emulator.admin.AdminClient`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -130,10 +131,22 @@ class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class RateLimitRequest(msgspec.Struct, forbid_unknown_fields=True):
     weight_per_minute: int | None = None
+    weight_window_s: int | None = None
     ban_after: int | None = None
     ban_seconds: int | None = None
     orders_per_minute: int | None = None
+    orders_per_10s: int | None = None
     reset: bool = False
+
+
+RATE_LIMIT_FIELDS = (
+    "weight_per_minute",
+    "weight_window_s",
+    "ban_after",
+    "ban_seconds",
+    "orders_per_minute",
+    "orders_per_10s",
+)
 
 
 def _ok(body: object, status: int = 200) -> web.Response:
@@ -486,20 +499,21 @@ class Admin:
         venue = self.venue(request)
         if request.method == "POST":
             body = await _body(request, RateLimitRequest)
-            config = venue.ratelimiter.config
-            for field in ("weight_per_minute", "ban_after", "ban_seconds", "orders_per_minute"):
-                value = getattr(body, field)
-                if value is not None:
-                    setattr(config, field, value)
-            if body.reset:
+            changes = {f: getattr(body, f) for f in RATE_LIMIT_FIELDS if getattr(body, f) is not None}
+            candidate = dataclasses.replace(venue.ratelimiter.config, **changes)
+            try:
+                candidate.check()
+            except ValueError as exc:
+                return _ok({"error": str(exc)}, 400)
+            for name, value in changes.items():  # in place: exchangeInfo reads the same object
+                setattr(venue.ratelimiter.config, name, value)
+            if body.reset or "weight_window_s" in changes:
                 venue.ratelimiter.reset()
         config = venue.ratelimiter.config
         return _ok(
             {
-                "weight_per_minute": config.weight_per_minute,
-                "ban_after": config.ban_after,
-                "ban_seconds": config.ban_seconds,
-                "orders_per_minute": config.orders_per_minute,
+                **{name: getattr(config, name) for name in RATE_LIMIT_FIELDS},
+                "weight_header": venue.ratelimiter.weight_header,
                 "usage": venue.ratelimiter.snapshot(),
             }
         )

@@ -42,20 +42,24 @@ def backend_timeout() -> VenueError:
     )
 
 
-def too_many_requests(limit: int, retry_after_s: int) -> VenueError:
+def too_many_requests(
+    limit: int, retry_after_s: int, interval: tuple[str, int] = ("MINUTE", 1), address: str = "127.0.0.1"
+) -> VenueError:
+    name, count = interval
+    per = name.lower() if count == 1 else f"{count} {name.lower()}s"
     return VenueError(
         -1003,
-        f"Too many requests; current limit of IP(127.0.0.1) request weight is {limit} per minute. "
+        f"Too many requests; current limit of IP({address}) request weight is {limit} per {per}. "
         "Please use WebSocket Streams for live updates to avoid polling the API.",
         429,
         {"Retry-After": str(retry_after_s)},
     )
 
 
-def banned(until_ms: int, retry_after_s: int) -> VenueError:
+def banned(until_ms: int, retry_after_s: int, address: str = "127.0.0.1") -> VenueError:
     return VenueError(
         -1003,
-        f"Way too many requests; IP(127.0.0.1) banned until {until_ms}. "
+        f"Way too many requests; IP({address}) banned until {until_ms}. "
         "Please use the websocket for live updates to avoid bans.",
         418,
         {"Retry-After": str(retry_after_s)},

@@ -7,6 +7,7 @@ import functools
 from emulator import klines
 from emulator.context import RequestContext
 from emulator.numbers import fixed, plain
+from emulator.ratelimit import interval_of
 from emulator.symbols import SymbolSpec
 
 ORDER_TYPES = [
@@ -89,6 +90,7 @@ def symbol_info(spec: SymbolSpec) -> dict[str, object]:
 
 def exchange_info(ctx: RequestContext) -> object:
     limits = ctx.venue.config.rate_limit
+    weight_interval, weight_interval_num = interval_of(limits.weight_window_s)
     specs = ctx.venue.specs.values()
     assets = sorted({"USDT"} | {spec.base for spec in specs if spec.base in ("BTC", "BNB", "ETH")})
     return {
@@ -98,8 +100,8 @@ def exchange_info(ctx: RequestContext) -> object:
         "rateLimits": [
             {
                 "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
+                "interval": weight_interval,
+                "intervalNum": weight_interval_num,
                 "limit": limits.weight_per_minute,
             },
             {
@@ -108,7 +110,12 @@ def exchange_info(ctx: RequestContext) -> object:
                 "intervalNum": 1,
                 "limit": limits.orders_per_minute,
             },
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            {
+                "rateLimitType": "ORDERS",
+                "interval": "SECOND",
+                "intervalNum": 10,
+                "limit": limits.orders_per_10s,
+            },
         ],
         "exchangeFilters": [],
         "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "-10000"} for a in assets],

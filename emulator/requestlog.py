@@ -16,6 +16,7 @@ class LogEntry(msgspec.Struct, kw_only=True):
     path: str
     params: dict[str, str]
     account: str | None
+    address: str  # the client address request weight is counted by
     client: str
     status: int
     code: int | None

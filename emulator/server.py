@@ -160,6 +160,11 @@ async def _run(
     raise fault_error(rule)
 
 
+def client_address(request: web.Request) -> str:
+    """The address the venue counts request weight by: the peer's IP (all accounts behind it share it)."""
+    return request.remote or "unknown"
+
+
 async def dispatch(venue: Venue, request: web.Request) -> web.Response:
     started = time.perf_counter_ns()
     method, path = request.method, request.path
@@ -177,12 +182,13 @@ async def dispatch(venue: Venue, request: web.Request) -> web.Response:
     try:
         if endpoint is None:
             raise errors.invalid_path(path, method)
-        usage = venue.ratelimiter.charge(
-            account.name if account else f"ip:{request.remote}", weight, endpoint.is_order
+        charged = venue.ratelimiter.charge(
+            client_address(request), account.name if account else None, weight, endpoint.is_order
         )
-        outcome.headers["X-MBX-USED-WEIGHT-1M"] = str(usage.used)
-        if endpoint.is_order:
-            outcome.headers["X-MBX-ORDER-COUNT-1M"] = str(usage.orders)
+        outcome.headers[venue.ratelimiter.weight_header] = str(charged.used)
+        if charged.orders_10s is not None:
+            outcome.headers["X-MBX-ORDER-COUNT-10S"] = str(charged.orders_10s)
+            outcome.headers["X-MBX-ORDER-COUNT-1M"] = str(charged.orders_1m)
         authenticate(endpoint, api_key, account, query=query, body=body, params=params, now=now)
         await _run(venue, endpoint, ctx, account=account, request=request, outcome=outcome)
     except VenueError as exc:
@@ -231,6 +237,7 @@ def _log_request(
             path=request.path,
             params={k: v for k, v in values.items() if k != "signature"},
             account=account.name if account else None,
+            address=client_address(request),
             client=client_name(request.headers.get("User-Agent", "")),
             status=status,
             code=outcome.error.code if outcome.error else None,
@@ -271,6 +278,7 @@ def _log_ws(venue: Venue, request: web.Request) -> None:
             path=request.path,
             params={k: v for k, v in request.query.items() if k != "listenKey"},
             account=None,
+            address=client_address(request),
             client=client_name(request.headers.get("User-Agent", "")),
             status=101,
             code=None,

@@ -265,17 +265,29 @@ class VenueClient:
 
     `reply = await client.get("/fapi/v2/account")`; `sign=False` for public endpoints; `in_body=True` sends
     POST parameters as a form body (the way ccxt does); `timestamp`/`secret` overrides make bad requests.
+    `local_address` sends from another loopback address (e.g. "127.0.0.2"): another client address for the
+    venue's per-address request weight.
     """
 
-    def __init__(self, http_url: str, api_key: str, api_secret: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        http_url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout_s: float = 10.0,
+        local_address: str | None = None,
+    ) -> None:
         self.http_url = http_url
         self.api_key = api_key
         self.api_secret = api_secret
         self.timeout_s = timeout_s
+        self.local_address = local_address
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> VenueClient:
-        self._session = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(local_addr=(self.local_address, 0)) if self.local_address else None
+        self._session = aiohttp.ClientSession(connector=connector)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -130,8 +130,11 @@ def config_path_of(strategy_path: str) -> str:
     module_name, _, class_name = strategy_path.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise SpecError(f"strategy {strategy_path} does not import: {exc}") from exc
+    except Exception as exc:  # the user's module runs at import: anything it raises is a broken spec
+        raise SpecError(
+            f"strategy {strategy_path} does not import: {type(exc).__name__}: {exc}",
+            {"module": module_name, "error": f"{type(exc).__name__}: {exc}"},
+        ) from exc
     try:
         hints = typing.get_type_hints(cls.__init__)
     except Exception:

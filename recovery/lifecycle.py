@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recovery import cache_view
 from recovery.build import CLIENT_NAME, Credentials, build_node_config
@@ -41,17 +41,22 @@ from recovery.hub import RecoveryHub, TradingStateName
 from recovery.judge import Judgement, judge, venue_view_from_reports
 from recovery.phases import CACHE_LOADED, RECONCILE_FAILED, RECONCILED, RECOVERY_FAILED, PhaseReporter
 from recovery.positions_hash import PositionsHash, aggregate
-from recovery.ratelimit import LocalRequestLimiter, RequestLimiter
+from recovery.ratelimit import RequestLimiter
 from recovery.spec import NodeRun, Timeouts, node_instruments, parse_redis_url, timeouts_for
 from recovery.venue import VenuePosition, VenueSnapshot
 from supervisor.notify import EXIT_FATAL, Notifier
 from supervisor.secrets import SecretUnavailableError, resolve_secret
+
+if TYPE_CHECKING:
+    from recovery.binance.http import RequestGate
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # recovery failed; a restart (after backoff) may succeed
 ACCOUNT_ID = f"{CLIENT_NAME}-USDT_FUTURES-master"
+# Each call to the fleet's request budget in Redis; beyond it the node uses a local share for a while.
+RATE_BUDGET_CALL_TIMEOUT_S = 0.5
 
 
 class Stage(enum.Enum):
@@ -135,6 +140,8 @@ class NodeLifecycle:
         self._reconcile_fills: list[Any] = []
         self._repaired: list[dict[str, str]] = []
         self._failure_reported = False
+        self._gate: RequestGate | None = None
+        self._budget_reported = False
         self._ready = False
         self._deadline = 0.0
         self._instruments = frozenset(node_instruments(run))
@@ -279,12 +286,18 @@ class NodeLifecycle:
                 self.hub.expect(strategy.id.value)
                 bind(self.hub)
 
-        node.add_data_client_factory(CLIENT_NAME, BinanceLiveDataClientFactory)
         if self.options.exec_client is ExecClientKind.STOCK:
             log.warning("running nautilus' stock Binance exec client: upstream reconciliation defects apply")
+            node.add_data_client_factory(CLIENT_NAME, BinanceLiveDataClientFactory)
             node.add_exec_client_factory(CLIENT_NAME, BinanceLiveExecClientFactory)
         else:
-            from recovery.binance.factory import ClientRegistry, make_exec_client_factory
+            from recovery.binance.factory import (
+                ClientRegistry,
+                GatedHttpClients,
+                make_data_client_factory,
+                make_exec_client_factory,
+            )
+            from recovery.binance.http import RequestGate
             from recovery.fill_window import cache_knows, limit_fill_adjustment
 
             # nautilus' fill adjustment rewrites cached orders' reports from the venue's trades alone.
@@ -292,10 +305,14 @@ class NodeLifecycle:
                 node.kernel.exec_engine, lambda instrument: cache_knows(node.cache, instrument)
             )
             self._registry = ClientRegistry()
+            # Every venue request of the node, nautilus' own included, passes the gate while it recovers.
+            self._gate = RequestGate(self._limiter_for(timeouts))
+            http = GatedHttpClients(self._gate)
+            node.add_data_client_factory(CLIENT_NAME, make_data_client_factory(http=http))
             node.add_exec_client_factory(
                 CLIENT_NAME,
                 make_exec_client_factory(
-                    limiter=self.options.limiter or LocalRequestLimiter(),
+                    http=http,
                     registry=self._registry,
                     observer=self,
                     scope=sorted(self._instruments),
@@ -317,6 +334,39 @@ class NodeLifecycle:
         )
         self._hash.start()
         self._start_watchdog()
+
+    def _limiter_for(self, timeouts: Timeouts) -> RequestLimiter:
+        """The injected limiter, else the fleet's budget in Redis for this venue entry's rate group."""
+        if self.options.limiter is not None:
+            return self.options.limiter
+        from recovery.fleet_limiter import FleetRequestLimiter
+        from supervisor import rate_budget
+
+        venue = self.run_spec.venue
+        limiter = FleetRequestLimiter(
+            redis=self._redis,
+            group=rate_budget.rate_group(venue, rate_budget.host_egress()),
+            account=rate_budget.account_key(self.run_spec.venue_name, venue),
+            call_timeout_s=max(0.05, min(timeouts.redis, RATE_BUDGET_CALL_TIMEOUT_S)),
+        )
+        log.info("request budget: rate group %s, account %s", limiter.group, limiter.account)
+        return limiter
+
+    def _rate_budget_detail(self) -> dict[str, Any]:
+        """`{"rate_budget": {...}}` for the one phase of this start that reports it (reconciled, or the
+        failure when there is none): which budget the node's recovery requests used, and what they cost."""
+        if self._gate is None or self._budget_reported:
+            return {}
+        self._budget_reported = True
+        detail = {
+            **self._gate.limiter.budget_detail(),
+            "venue": self.run_spec.venue_name,
+            "requests": self._gate.requests,
+            "weight": self._gate.weight,
+        }
+        if detail.get("scope") == "local":
+            log.warning("recovery used a local request budget: %s", detail.get("reason"))
+        return {"rate_budget": detail}
 
     # ---- start: connect, reconcile, trader, strategies -----------------------------------------------------
 
@@ -373,6 +423,8 @@ class NodeLifecycle:
         # background); a slow Redis delays nothing beyond its bound, and is said.
         if self._hash is not None and not await self._hash.drain(timeouts.redis):
             log.warning("positions summary not written to Redis within %.1fs; READY anyway", timeouts.redis)
+        if self._gate is not None:
+            self._gate.live()  # live trading keeps the rest of the venue's limit; nothing waits on the budget
         self.stage = Stage.READY
         counts = f"{len(node.cache.positions_open())} positions, {len(node.cache.orders_open())} open orders"
         self.phases.ready(f"ready: {counts}")
@@ -532,6 +584,7 @@ class NodeLifecycle:
                     **verdict.detail,
                     "mismatches": diff,
                     "reason": "cache differs from the venue after reconciliation",
+                    **self._rate_budget_detail(),
                 },
                 at=at,
                 status=f"reconciliation failed: {text}"[:200],
@@ -544,7 +597,9 @@ class NodeLifecycle:
         assert self.hub is not None
         self.hub.reconciliation[self.run_spec.venue_name] = verdict.reconciliation
         self.hub.lost_cache = verdict.lost_cache
-        self.phases.phase(RECONCILED, verdict.detail, at=at, status="reconciled")
+        self.phases.phase(
+            RECONCILED, {**verdict.detail, **self._rate_budget_detail()}, at=at, status="reconciled"
+        )
         self._sync_positions_hash()
         self._reconciled.set()
 
@@ -651,6 +706,8 @@ class NodeLifecycle:
 
     def _report_failure(self, error: RecoveryError) -> None:
         detail = {"reason": error.message, "stage": self.stage.value, **error.detail}
+        if not error.fatal and not self._failure_reported:
+            detail.update(self._rate_budget_detail())
         log.error("recovery failed (%s): %s %s", self.stage.value, error.message, _json(error.detail))
         if error.fatal:
             self.phases.fatal(error.message, detail)

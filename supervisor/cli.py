@@ -4,6 +4,7 @@ ccxt except by the node entry point, so `fleet status` answers at once."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -18,6 +19,8 @@ EXIT_NO_DAEMON = 3
 # sysexits' EX_CONFIG: `fleet run` with an invalid fleet.yaml. The systemd unit does not restart on it
 # (RestartPreventExitStatus=78): restarting cannot fix a file.
 EXIT_CONFIG = 78
+# sysexits' EX_SOFTWARE: an internal error (a bug), said in one line.
+EXIT_SOFTWARE = 70
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # A bug, not the operator's mistake: one line, no traceback (FLEET_DEBUG=1 shows it).
+        if os.environ.get("FLEET_DEBUG"):
+            raise
+        what = f"{type(exc).__name__}: {exc}"
+        print(f"fleet {args.command}: internal error: {what} (FLEET_DEBUG=1 for details)", file=sys.stderr)
+        return EXIT_SOFTWARE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate fleet.yaml and print the resolved fleet")
     check.add_argument("file", nargs="?", type=Path, help="the fleet file (or --config)")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when this host cannot run the fleet (unset secrets, missing directories)",
+    )
     check.add_argument(
         "--deep",
         action="store_true",
@@ -131,17 +146,12 @@ def _config_path(given: Path | None) -> Path:
     return DEFAULT_CONFIGS[0]
 
 
-def _load(path: Path, *, host_checks: bool = True) -> Any:
-    """The validated fleet, or the precise error on stderr (the caller decides the exit code).
-
-    Without host checks, secrets need not be set here: commands that only need the socket path work in a
-    shell that does not hold the fleet's credentials.
-    """
-    from supervisor.config import ConfigError, load_fleet, parse_fleet
+def _load(path: Path) -> Any:
+    """The validated fleet, host checks included, or the precise error on stderr (the caller decides the exit
+    code)."""
+    from supervisor.config import ConfigError, load_fleet
 
     try:
-        if not host_checks:
-            return parse_fleet(path.read_text(), str(path), base_dir=path.resolve().parent)
         return load_fleet(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -174,25 +184,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    path = args.file or _config_path(args.config)
-    spec = _load(path)
-    if spec is None:
-        return EXIT_USAGE
-    from supervisor.config import ConfigError, render_fleet, resolve_paths
+    """Is the file valid (always), and can this host run it (reported; an error only with --strict)?"""
+    from supervisor.config import ConfigError, check_fleet, render_fleet, resolve_paths
 
+    path = args.file or _config_path(args.config)
     try:
-        paths = resolve_paths(spec)
+        checked = check_fleet(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    print(render_fleet(spec, paths))
+    try:
+        paths = resolve_paths(checked.spec)
+    except ConfigError:
+        paths = None  # socket paths too long here: among the host problems below
+    print(render_fleet(checked.spec, paths))
     if args.deep:
-        problems = _deep_check(spec)
+        problems = _deep_check(checked.spec)
         if problems:
             for problem in problems:
                 print(problem, file=sys.stderr)
             return EXIT_USAGE
-    print(f"{path}: OK")
+    if checked.host_problems:
+        verdict = "fails" if args.strict else "passes (--strict fails on them)"
+        print(
+            f"{path}: the file is valid; on this host `fleet run` would refuse to start, and this check "
+            f"{verdict}:",
+            file=sys.stderr,
+        )
+        for host_problem in checked.host_problems:
+            print(f"  {host_problem}", file=sys.stderr)
+        if args.strict:
+            return EXIT_USAGE
+        print(f"{path}: valid ({len(checked.host_problems)} problems on this host, above)")
+        return 0
+    print(f"{path}: OK (valid, and this host can run it)")
     return 0
 
 
@@ -234,32 +259,80 @@ def _cmd_drill(args: argparse.Namespace) -> int:
 # ---- talking to the daemon ------------------------------------------------------------------------
 
 
-def _socket_path(args: argparse.Namespace) -> Path | None:
-    if args.socket is not None:
-        return Path(args.socket)
-    env = os.environ.get("FLEET_SOCKET")
-    if env:
-        return Path(env)
-    spec = _load(_config_path(args.config), host_checks=False)
-    if spec is None:
-        return None
-    from supervisor.config import resolve_paths
+def _find_daemon(args: argparse.Namespace) -> Any:
+    """A client for the daemon the user means, or None (said on stderr).
 
-    socket_path: Path = resolve_paths(spec, os.environ).control_socket
-    return socket_path
+    `--socket` / `$FLEET_SOCKET` are used as given. Otherwise: the socket fleet.yaml names (in this shell's
+    environment), then a running daemon that announced it runs this fleet.yaml (its socket may live where
+    only its own environment says: `$RUNTIME_DIRECTORY`, a demo's temporary directory), then, when no file
+    was named, the only daemon running. A fleet.yaml with an error does not stop this: the daemon runs the
+    version it last loaded, and the error is shown as a note."""
+    from supervisor.control_client import ControlClient, DaemonNotRunningError
+
+    explicit = args.socket or os.environ.get("FLEET_SOCKET")
+    if explicit:
+        return ControlClient(Path(explicit))
+    config = _config_path(args.config)
+    named = args.config is not None or bool(os.environ.get("FLEET_CONFIG"))
+    spec, problem = _load_quietly(config)
+    candidates: list[Path] = []
+    if spec is not None:
+        from supervisor.config import ConfigError, resolve_paths
+
+        with contextlib.suppress(ConfigError):
+            candidates.append(resolve_paths(spec, os.environ).control_socket)
+    from supervisor.discovery import running_daemons
+
+    daemons = running_daemons()
+    wanted = str(config.resolve())
+    candidates += [Path(d.socket) for d in daemons if d.config == wanted]
+    if not named and len(daemons) == 1:
+        candidates.append(Path(daemons[0].socket))
+    for path in dict.fromkeys(candidates):
+        client = ControlClient(path)
+        try:
+            client.probe()
+        except DaemonNotRunningError:
+            continue
+        except PermissionError as exc:
+            print(exc, file=sys.stderr)
+            return None
+        if problem is not None:
+            print(
+                f"note: {problem}\nnote: the daemon runs the version of {config} it loaded before "
+                "(`fleet reload` once the file is fixed)",
+                file=sys.stderr,
+            )
+        return client
+    if problem is not None:
+        print(problem, file=sys.stderr)
+    where = f" on {candidates[0]}" if candidates else ""
+    print(f"no fleet daemon for {config} is listening{where}; start one with `fleet run`", file=sys.stderr)
+    others = [d for d in daemons if d.config != wanted]
+    for daemon in others:
+        print(f"  running: fleet {daemon.fleet} ({daemon.config}): fleet status --socket {daemon.socket}",
+              file=sys.stderr)  # fmt: skip
+    return None
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from supervisor.control_client import ControlClient
+def _load_quietly(path: Path) -> tuple[Any, str | None]:
+    """The fleet without host checks, or None and why (for finding the daemon, errors are only notes)."""
+    from supervisor.config import ConfigError, parse_fleet
 
-    path = _socket_path(args)
-    return ControlClient(path) if path is not None else None
+    try:
+        return parse_fleet(path.read_text(), str(path), base_dir=path.resolve().parent), None
+    except ConfigError as exc:
+        return None, str(exc)
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+    except Exception as exc:  # never a traceback in front of an operator looking for the fleet
+        return None, f"{path}: cannot be read: {type(exc).__name__}: {exc}"
 
 
 def _ask(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any] | None:
     from supervisor.control_client import DaemonNotRunningError
 
-    client = _client(args)
+    client = _find_daemon(args)
     if client is None:
         return None
     try:
@@ -282,6 +355,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(render_status(reply["nodes"], now=time.time()))
     print(reply["summary"])
+    last = (reply.get("config") or {}).get("last_reload")
+    if last and last.get("result") == "refused":
+        ago = _ago(time.time() - last["at"])
+        print(
+            f"{reply['config']['path']}: the last reload was refused {ago} ago; the fleet runs the version "
+            f"loaded before:\n  {last['detail']}"
+        )
     return 0
 
 
@@ -351,13 +431,21 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 
 def _cmd_reload(args: argparse.Namespace) -> int:
-    return 0 if _ask(args, {"cmd": "reload"}) is not None else EXIT_NO_DAEMON
+    reply = _ask(args, {"cmd": "reload"})
+    if reply is None:
+        return EXIT_NO_DAEMON
+    outcome = reply["reload"]
+    if outcome["result"] == "applied":
+        print(f"reloaded: {outcome['detail']}")
+        return 0
+    print(f"reload refused, the fleet runs on unchanged:\n{outcome['detail']}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     from supervisor.control_client import DaemonNotRunningError
 
-    client = _client(args)
+    client = _find_daemon(args)
     if client is None:
         return EXIT_NO_DAEMON
     request = {"cmd": "logs", "node": args.node, "lines": args.lines, "follow": args.follow}

@@ -40,6 +40,10 @@ class ControlClient:
             raise PermissionError(f"no permission to use {self.path}: run as the daemon's user") from exc
         return sock
 
+    def probe(self) -> None:
+        """Is a daemon listening? DaemonNotRunningError when not (nothing is sent)."""
+        self._connect().close()
+
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         for reply in self.stream(message, timeout=REPLY_TIMEOUT_SECONDS):
             return reply

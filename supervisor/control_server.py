@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from supervisor import control_protocol as proto
+from supervisor.events import ReloadOutcome
 from supervisor.node_runner import NodeRunner
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,15 @@ STOP_REPLY_TIMEOUT_SECONDS = 60.0
 class Fleet(Protocol):
     """What the control server needs from the daemon."""
 
+    config_path: Path
+
     def runners(self) -> list[NodeRunner]: ...
 
     def runner(self, name: str) -> NodeRunner | None: ...
 
-    def request_reload(self) -> None: ...
+    async def reload(self, *, trigger: str = "control") -> ReloadOutcome: ...
+
+    def last_reload(self) -> ReloadOutcome | None: ...
 
     def summary(self) -> str: ...
 
@@ -104,8 +109,10 @@ class ControlServer:
             await _send(writer, self._status())
             return
         if cmd == "reload":
-            self._fleet.request_reload()
-            await _send(writer, {"ok": True})
+            # Answered when the reload is done, with its outcome (a refused reload is not an error of the
+            # request: the daemon did what was asked and says why it changed nothing).
+            outcome = await self._fleet.reload(trigger="control")
+            await _send(writer, {"ok": True, "reload": outcome.to_json()})
             return
         name = request.get("node")
         runner = self._fleet.runner(name) if isinstance(name, str) else None
@@ -119,9 +126,11 @@ class ControlServer:
         await self._command(cmd, runner, writer)
 
     def _status(self) -> dict[str, Any]:
+        last = self._fleet.last_reload()
         return {
             "ok": True,
             "summary": self._fleet.summary(),
+            "config": {"path": str(self._fleet.config_path), "last_reload": last.to_json() if last else None},
             "nodes": [runner.status().to_json() for runner in self._fleet.runners()],
         }
 

@@ -25,19 +25,22 @@ from supervisor.config import ConfigError, ResolvedPaths, load_fleet, resolve_pa
 from supervisor.config.builtins import to_builtins
 from supervisor.config.schema import FleetSpec, NodeSpec
 from supervisor.control_server import ControlServer
-from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.discovery import Announcement, Announcer
+from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.notify import Notifier
 from supervisor.observers import FanOut
 from supervisor.redis_client import RedisOwner
-from supervisor.reload import plan_reload, watch_file
+from supervisor.reload import ReloadPlan, plan_reload, watch_file
 from supervisor.states import NodeState
 
 log = logging.getLogger(__name__)
 
 # The module a strategy node runs (the recovery library's entry point).
 NODE_ENTRY_MODULE = "recovery.node"
+# After the file watch failed (its directory removed, say), watch again after this long.
+WATCH_RETRY_S = 5.0
 
 
 class Daemon:
@@ -65,6 +68,9 @@ class Daemon:
         self._shutdown = asyncio.Event()
         self._escalate = asyncio.Event()
         self._reload_requested = asyncio.Event()
+        self._reload_trigger = "file"
+        self._reload_lock = asyncio.Lock()
+        self._last_reload: ReloadOutcome | None = None
         self._ready_sent = False
         self._exit_code = 0
         self._node_group: asyncio.TaskGroup | None = None
@@ -78,7 +84,8 @@ class Daemon:
     def runner(self, name: str) -> NodeRunner | None:
         return self._runners.get(name)
 
-    def request_reload(self) -> None:
+    def request_reload(self, trigger: str = "control") -> None:
+        self._reload_trigger = trigger
         self._reload_requested.set()
 
     def request_shutdown(self) -> None:
@@ -100,6 +107,17 @@ class Daemon:
         self._log_writer.start()
         control = ControlServer(path=self.paths.control_socket, mode=self.spec.control.mode, fleet=self)
         await control.start()
+        announcer = Announcer(
+            Announcement(
+                pid=os.getpid(),
+                config=str(self.config_path),
+                socket=str(self.paths.control_socket),
+                fleet=self.spec.fleet,
+            ),
+            self.paths.runtime_dir,
+            self._environ,
+        )
+        announcer.announce()
         installed = self._install_signal_handlers()
         try:
             async with asyncio.TaskGroup() as services:
@@ -136,6 +154,7 @@ class Daemon:
         finally:
             self._node_group = None
             self._restore_signal_handlers(installed)
+            announcer.withdraw()
             await control.close()
             await self._redis.close()
             self._log_writer.stop()
@@ -200,8 +219,17 @@ class Daemon:
             await asyncio.gather(*leftovers)
 
     def _add_node(self, node: NodeSpec) -> None:
+        self._launch(self._make_runner(node))
+
+    def _launch(self, runner: NodeRunner) -> None:
         assert self._node_group is not None
-        runner = NodeRunner(
+        self._runners[runner.name] = runner
+        self._tasks[runner.name] = self._node_group.create_task(
+            self._guard(runner), name=f"node[{runner.name}]"
+        )
+
+    def _make_runner(self, node: NodeSpec) -> NodeRunner:
+        return NodeRunner(
             spec=node,
             argv=self._argv(node),
             env=self._node_env(node),
@@ -214,8 +242,6 @@ class Daemon:
             clock=self._clock,
             before_start=self._compact_cache if node.strategies is not None else None,
         )
-        self._runners[node.name] = runner
-        self._tasks[node.name] = self._node_group.create_task(self._guard(runner), name=f"node[{node.name}]")
 
     async def _guard(self, runner: NodeRunner) -> None:
         """A bug in one runner must not take the others down with SIGKILL: stop the fleet gracefully and
@@ -292,27 +318,74 @@ class Daemon:
 
     # ---- reload ----------------------------------------------------------------------------------
 
+    def last_reload(self) -> ReloadOutcome | None:
+        return self._last_reload
+
     async def _watch_config(self) -> None:
-        async for _ in watch_file(self.config_path):
-            self.request_reload()
+        """Reload on every change of the file's content. The watch itself failing (its directory removed or
+        made unreadable) must not take the fleet down: it is logged and retried."""
+        while True:
+            try:
+                async for _ in watch_file(self.config_path):
+                    self.request_reload("file")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("watching %s failed (%s); retrying in %gs", self.config_path, exc, WATCH_RETRY_S)
+            await asyncio.sleep(WATCH_RETRY_S)
 
     async def _reload_loop(self) -> None:
         while True:
             await self._reload_requested.wait()
             self._reload_requested.clear()
-            await self.reload()
+            trigger, self._reload_trigger = self._reload_trigger, "file"
+            await self.reload(trigger=trigger)
 
-    async def reload(self) -> bool:
-        """Re-read fleet.yaml and apply the difference. An invalid file changes nothing."""
-        try:
-            new = await asyncio.to_thread(load_fleet, self.config_path, self._environ)
-        except ConfigError as exc:
-            log.error("reload refused, the fleet keeps running unchanged: %s", exc)
-            return False
-        except OSError as exc:
-            log.error("reload refused, cannot read %s: %s", self.config_path, exc)
-            return False
+    async def reload(self, *, trigger: str = "control") -> ReloadOutcome:
+        """Re-read fleet.yaml and apply the difference. Any failure before the first change to the running
+        fleet (an invalid file, an unreadable one, YAML nested too deep, any exception at all) refuses the
+        reload: nothing changes, and the reason is logged, counted and published. Reloads run one at a
+        time."""
+        async with self._reload_lock:
+            try:
+                prepared = await self._prepare_reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = self._reload_refused(trigger, exc)
+            else:
+                await self._apply_reload(*prepared)
+                outcome = ReloadOutcome(
+                    applied=True, at=self._clock.time(), trigger=trigger, detail=prepared[1].describe()
+                )
+            self._last_reload = outcome
+            self.observer.reload_outcome(outcome)
+            return outcome
+
+    async def _prepare_reload(self) -> tuple[FleetSpec, ReloadPlan, dict[str, NodeRunner]]:
+        """Everything that can fail, before anything changes: read and validate the file, plan, and build
+        the runners of nodes to (re)start (building one starts nothing)."""
+        new = await asyncio.to_thread(load_fleet, self.config_path, self._environ)
         plan = plan_reload(self.spec, new)
+        fresh = {
+            name: self._make_runner(new.node(name))
+            for name in (*plan.restart, *plan.start)
+            if name in plan.restart or name not in self._runners
+        }
+        return new, plan, fresh
+
+    def _reload_refused(self, trigger: str, exc: Exception) -> ReloadOutcome:
+        if isinstance(exc, ConfigError):
+            reason = str(exc)
+        elif isinstance(exc, OSError):
+            reason = f"cannot read {self.config_path}: {exc.strerror or exc}"
+        else:
+            reason = f"{self.config_path}: {type(exc).__name__}: {exc}"
+            log.error("reload failed unexpectedly", exc_info=exc)
+        log.error("reload refused, the fleet keeps running unchanged: %s", reason)
+        return ReloadOutcome(applied=False, at=self._clock.time(), trigger=trigger, detail=reason)
+
+    async def _apply_reload(self, new: FleetSpec, plan: ReloadPlan, fresh: dict[str, NodeRunner]) -> None:
         log.info("reload: %s", plan.describe())
         if plan.needs_daemon_restart:
             log.warning(
@@ -332,17 +405,16 @@ class Daemon:
             self._runners[name].update(new.node(name))
         for name in plan.restart:
             await self._remove_node(name)
-            self._add_node(new.node(name))
+            self._launch(fresh[name])
         for name in plan.start:
-            if name in self._runners:
+            if name in fresh:
+                self._launch(fresh[name])
+            else:
                 self._runners[name].update(new.node(name))
                 self._runners[name].start()
-            else:
-                self._add_node(new.node(name))
         # Keep the runners in the file's order.
         self._runners = {n.name: self._runners[n.name] for n in new.nodes if n.name in self._runners}
         self._publish_summary()
-        return True
 
     # ---- shutdown, signals, systemd --------------------------------------------------------------
 
@@ -394,7 +466,7 @@ class Daemon:
 
     def _handle_hup(self) -> None:
         log.info("SIGHUP: reloading %s", self.config_path)
-        self.request_reload()
+        self.request_reload("sighup")
 
     async def _systemd_watchdog(self) -> None:
         interval = self._systemd.watchdog_interval
@@ -423,6 +495,9 @@ class Daemon:
 
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
         self.observer.fleet_summary(summary, counts)
+
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
+        self.observer.reload_outcome(outcome)
 
     def _publish_summary(self) -> None:
         summary = self.summary()

@@ -223,7 +223,7 @@ async def main() -> int:
                 say("\ndemo: the fleet keeps running. In another shell:")
                 say(f"  mosquitto_sub -t '{prefix}/#' -v      # states, recovery reports, events")
                 say(f"  curl -s {spec.metrics.listen}/metrics | grep ^fleet_")
-                say(f"  export FLEET_SOCKET={paths.control_socket}")
+                # The daemon announces itself; the CLI finds it from the repository without FLEET_SOCKET.
                 say("  .venv/bin/fleet status      # also: fleet logs NODE -f, fleet restart NODE")
                 say("Ctrl-C stops everything.")
                 await daemon.wait()

@@ -124,6 +124,25 @@ class RecoveryReport:
         }
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReloadOutcome:
+    """The end of one reload of fleet.yaml: applied (with what changed) or refused (with why; the fleet
+    runs on unchanged)."""
+
+    applied: bool
+    at: float  # epoch seconds
+    trigger: str  # "file", "sighup", "control"
+    detail: str  # the changes when applied, the reason when refused
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "result": "applied" if self.applied else "refused",
+            "at": self.at,
+            "trigger": self.trigger,
+            "detail": self.detail,
+        }
+
+
 class FleetObserver(Protocol):
     """Receives what the daemon publishes. Methods are called on the event loop and must not block."""
 
@@ -138,3 +157,5 @@ class FleetObserver(Protocol):
     def node_removed(self, name: str, trader_id: str, venues: tuple[str, ...]) -> None: ...
 
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None: ...
+
+    def reload_outcome(self, outcome: ReloadOutcome) -> None: ...

@@ -60,6 +60,7 @@ class _Run:
     main_pid: int
     tracker: RecoveryTracker
     ready_deadline: float  # loop time
+    ready_when_running: float | None = None  # loop time; readiness mode "running": READY at this moment
     watchdog_deadline: float | None = None  # loop time; armed by the first WATCHDOG=1 or READY=1
     ready_at: float | None = None  # monotonic
     kill_reason: ExitReason | None = None
@@ -259,6 +260,8 @@ class NodeRunner:
             tracker=tracker,
             ready_deadline=loop.time() + self.spec.ready_timeout,
         )
+        if self.spec.readiness.mode == "running":
+            run.ready_when_running = loop.time() + self.spec.readiness.after
         self._run = run
         self._write_pidfile(run)
         self._publish_phase(tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns()))
@@ -311,10 +314,15 @@ class NodeRunner:
             if run.watchdog_deadline is not None and now >= run.watchdog_deadline:
                 await self._kill_hung(run, ExitReason.WATCHDOG)
                 break
+            if run.ready_at is None and run.ready_when_running is not None and now >= run.ready_when_running:
+                self._on_ready(run)  # a plain program that has run long enough: ready
+                continue
             if run.ready_at is None and now >= run.ready_deadline:
                 await self._kill_hung(run, ExitReason.READY_TIMEOUT)
                 break
             deadlines = [run.ready_deadline] if run.ready_at is None else []
+            if run.ready_at is None and run.ready_when_running is not None:
+                deadlines.append(run.ready_when_running)
             if run.watchdog_deadline is not None:
                 deadlines.append(run.watchdog_deadline)
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
@@ -530,7 +538,9 @@ class NodeRunner:
 
     def _on_ready(self, run: _Run) -> None:
         run.ready_at = self._clock.monotonic()
-        self._arm_watchdog(run)
+        if run.ready_when_running is None or run.watchdog_deadline is not None:
+            # A program that does not speak sd_notify is watched by its exit only, unless it pings.
+            self._arm_watchdog(run)
         phase = run.tracker.mark(READY, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns())
         self._publish_phase(phase)
         self._transition(NodeState.READY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +41,6 @@ class FanOut:
 
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
         self._each(lambda o: o.fleet_summary(summary, counts))
+
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
+        self._each(lambda o: o.reload_outcome(outcome))

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from recovery.ratelimit import WEIGHTS, RequestLimiter
+from recovery.ratelimit import RequestLimiter, request_weight
 
 T = TypeVar("T")
 
@@ -80,7 +80,8 @@ class Fetcher:
 
     async def call(self, what: str, weight: int, request: Callable[[], Awaitable[T]]) -> T:
         """One request: a limiter slot, our own timeout (the Binance HTTP client has none), errors wrapped;
-        a 429 is waited out (bounded), everything else fails."""
+        a 429 is waited out (bounded), everything else fails. The HTTP transport underneath
+        (`recovery/binance/http.py`) reports the venue's answer to this slot instead of taking another."""
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             async with self._limiter.slot(weight):
                 self.requests += 1
@@ -109,7 +110,7 @@ class Fetcher:
     async def position_risk(self, symbol: str | None = None) -> list[Any]:
         rows: list[Any] = await self.call(
             f"positionRisk {symbol or ''}".strip(),
-            WEIGHTS["positionRisk"],
+            request_weight("GET", "/fapi/v3/positionRisk"),
             lambda: self._account.query_futures_position_risk(symbol),
         )
         if symbol is None:
@@ -117,14 +118,14 @@ class Fetcher:
         return rows
 
     async def open_orders(self, symbol: str | None = None) -> list[Any]:
-        weight = WEIGHTS["openOrders:symbol" if symbol else "openOrders"]
+        weight = request_weight("GET", "/fapi/v1/openOrders", {"symbol": symbol or ""})
         rows: list[Any] = await self.call(
             f"openOrders {symbol or ''}".strip(), weight, lambda: self._account.query_open_orders(symbol)
         )
         return rows
 
     async def open_algos(self, symbol: str | None = None) -> list[Any]:
-        weight = WEIGHTS["openAlgoOrders:symbol" if symbol else "openAlgoOrders"]
+        weight = request_weight("GET", "/fapi/v1/openAlgoOrders", {"symbol": symbol or ""})
         rows: list[Any] = await self.call(
             f"openAlgoOrders {symbol or ''}".strip(),
             weight,
@@ -135,7 +136,7 @@ class Fetcher:
     async def trades(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> list[Any]:
         rows: list[Any] = await self.call(
             f"userTrades {symbol}",
-            WEIGHTS["userTrades"],
+            request_weight("GET", "/fapi/v1/userTrades"),
             lambda: self._account.query_user_trades(symbol=symbol, start_time=start_ms, end_time=end_ms),
         )
         return rows
@@ -143,7 +144,7 @@ class Fetcher:
     async def all_orders(self, symbol: str) -> list[Any]:
         rows: list[Any] = await self.call(
             f"allOrders {symbol}",
-            WEIGHTS["allOrders"],
+            request_weight("GET", "/fapi/v1/allOrders"),
             lambda: self._account.query_all_orders(symbol=symbol, limit=1000),
         )
         return rows
@@ -151,7 +152,7 @@ class Fetcher:
     async def all_algos(self, symbol: str) -> list[Any]:
         rows: list[Any] = await self.call(
             f"allAlgoOrders {symbol}",
-            WEIGHTS["allAlgoOrders"],
+            request_weight("GET", "/fapi/v1/allAlgoOrders"),
             lambda: self._account.query_all_algo_orders(symbol=symbol, limit=1000),
         )
         return rows
@@ -191,9 +192,9 @@ async def fetch_for_reconciliation(
 
 
 def rate_limited(exc: BaseException, now: float | None = None) -> RateLimitedError | None:
-    """A 429/418 answer, else None. nautilus' HTTP client passes no response headers (Retry-After is lost),
-    so the wait is the venue's own rule: request weight is counted in one-minute windows on the clock, and
-    the next window starts at the next full minute."""
+    """A 429/418 answer, else None. The wait is the answer's Retry-After (our HTTP transport keeps it;
+    nautilus' own passes no response headers), else the venue's own rule: request weight is counted in
+    one-minute windows on the clock, and the next window starts at the next full minute."""
     status = getattr(exc, "status", None)
     if status not in (418, 429):
         return None

@@ -2,7 +2,7 @@
 (`validate.py`), derived values (`resolve.py`) and the resolved view and JSON Schema (`render.py`)."""
 
 from supervisor.config.errors import ConfigError, ConfigErrors
-from supervisor.config.loader import load_fleet, parse_fleet
+from supervisor.config.loader import FleetCheck, check_fleet, load_fleet, parse_fleet
 from supervisor.config.render import fleet_json_schema, render_fleet
 from supervisor.config.resolve import (
     ResolvedPaths,
@@ -15,7 +15,9 @@ from supervisor.config.resolve import (
 __all__ = [
     "ConfigError",
     "ConfigErrors",
+    "FleetCheck",
     "ResolvedPaths",
+    "check_fleet",
     "fleet_json_schema",
     "instruments_of",
     "load_fleet",

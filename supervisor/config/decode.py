@@ -165,6 +165,15 @@ def _translate(doc: Document, text: str, base: FieldPath, path: FieldPath, work:
     return doc.error(full, describe(expected_type), show(value), _value_hint(expected_type, value))
 
 
+def _too_long(text: str) -> bool:
+    """A well-formed duration over the limit (as opposed to one that does not parse)."""
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        return "longer than a year" in str(exc)
+    return False
+
+
 def _suggest(name: str, parent: FieldPath) -> str | None:
     keys = known_keys(parent)
     if not keys:
@@ -186,6 +195,8 @@ def _value_hint(expected: mi.Type | None, value: Any) -> str | None:  # noqa: PL
             return f"write 0o{value[1:]} for an octal number (a leading 0 does not make one)"
         if allows_null(expected) and value.lower() in _OFF_WORDS:
             return "write null to turn it off"
+        if any(isinstance(m, mi.CustomType) and m.cls is Duration for m in kinds) and _too_long(value):
+            return "at most a year (365 days)"
         return None
     if value is False and allows_null(expected):
         return "write null to turn it off"

@@ -14,11 +14,21 @@ import msgspec.inspect as mi
 
 from supervisor.config.duration import EXAMPLE
 from supervisor.config.errors import FieldPath, quote
-from supervisor.config.schema import NODE_NAME_PATTERN, VENUE_NAME_PATTERN, Duration, FleetSpec
+from supervisor.config.schema import (
+    NODE_NAME_PATTERN,
+    RATE_GROUP_PATTERN,
+    VENUE_NAME_PATTERN,
+    Duration,
+    FleetSpec,
+)
 
 NAME_RULE = 'a name of 1 to 48 lowercase letters, digits, "_" or "-", starting with a letter or digit'
+RATE_GROUP_RULE = (
+    'a rate group name of 1 to 200 letters, digits or "._:@/[]-", starting with a letter or digit, '
+    'like "binance-nat-1"'
+)
 DURATION_RULE = f"a duration like {quote(EXAMPLE)}"
-_PATTERNS = {NODE_NAME_PATTERN: NAME_RULE, VENUE_NAME_PATTERN: NAME_RULE}
+_PATTERNS = {NODE_NAME_PATTERN: NAME_RULE, VENUE_NAME_PATTERN: NAME_RULE, RATE_GROUP_PATTERN: RATE_GROUP_RULE}
 
 
 @functools.cache

@@ -18,7 +18,7 @@ import yaml
 
 from supervisor.config.errors import ConfigError, FieldPath, Location, format_path, quote
 from supervisor.config.marks import Document, Marks
-from supervisor.config.scalars import resolve_plain
+from supervisor.config.scalars import ScalarError, resolve_plain
 
 _YAML_TAG_PREFIX = "tag:yaml.org,2002:"
 _STR = "tag:yaml.org,2002:str"
@@ -29,15 +29,22 @@ _PLAIN = "tag:nautilus-fleet,2025:plain"
 _MERGE_KEY = "<<"
 # Aliases can make a small file expand enormously ("billion laughs"); a fleet never needs this many values.
 MAX_VALUES = 100_000
+# Lists and mappings inside each other. A fleet needs about 8 levels (nodes[0].strategies[0].config.<yours>);
+# PyYAML composes, and we build, recursively: 50,000 nested "[" exhausted the stack and took the daemon down.
+MAX_DEPTH = 64
 
 
-class _Loader(yaml.SafeLoader):
+# LibYAML's parser when PyYAML was built with it (the wheels are): about 10x faster than the pure-Python one.
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc]
     """Composes nodes only; implicit plain scalars get the `_PLAIN` tag instead of YAML 1.1 types."""
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode and implicit[0]:
             return _PLAIN
-        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        return str(super().resolve(kind, value, implicit))
 
 
 def _location(node: yaml.Node) -> Location:
@@ -77,12 +84,43 @@ def _reader_error(source: str, text: str, exc: yaml.reader.ReaderError) -> Confi
     )
 
 
-def parse_document(text: str, source: str) -> Document:
-    """Compose and resolve one YAML document; ConfigError for syntax errors, repeated keys, tags, etc."""
+def _check_depth(source: str, text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything recursive sees the text. PyYAML's parser is a
+    state machine (no recursion), so its event stream is a safe way to measure."""
+    loader = _Loader(text)
+    depth = 0
     try:
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise ConfigError(
+                        file=source,
+                        line=mark.line + 1 if mark else 0,
+                        column=mark.column + 1 if mark else 0,
+                        field="",
+                        expected=f"lists and mappings nested at most {MAX_DEPTH} deep",
+                        found="deeper nesting",
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.StreamEndEvent):
+                break
+    finally:
+        loader.dispose()
+
+
+def parse_document(text: str, source: str) -> Document:
+    """Compose and resolve one YAML document; ConfigError for syntax errors, repeated keys, tags, nesting
+    deeper than MAX_DEPTH, etc."""
+    try:
+        _check_depth(source, text)
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
         raise _reader_error(source, text, exc) from None
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(source, exc) from None
     try:
         node = loader.get_single_node()
     except yaml.reader.ReaderError as exc:
@@ -126,6 +164,8 @@ class _Builder:
         self.count += 1
         if self.count > MAX_VALUES:
             raise self.fail(node, path, f"at most {MAX_VALUES} values", "more (aliases expanding too far?)")
+        if len(path) > MAX_DEPTH:  # aliases nest what the text does not
+            raise self.fail(node, path, f"values nested at most {MAX_DEPTH} deep", "deeper (through aliases)")
         self.marks.values[path] = _location(node)
         if id(node) in self.active:
             raise self.fail(node, path, "a value that does not contain itself", "a recursive alias")
@@ -155,7 +195,10 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode, path: FieldPath) -> Any:
         if node.tag == _PLAIN:
-            return resolve_plain(node.value)
+            try:
+                return resolve_plain(node.value)
+            except ScalarError as exc:
+                raise self.fail(node, path, exc.expected, exc.found) from None
         self.check_tag(node, path, _STR)
         return node.value
 

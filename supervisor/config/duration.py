@@ -16,6 +16,8 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 # For the JSON Schema: the same grammar as one regular expression (order of units not expressed).
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|h|m|s))+$"
 EXAMPLE = "30s"
+# No setting needs more; it keeps every duration finite (a 400-digit "1111...s" overflowed to infinity).
+MAX_SECONDS = 365 * 86_400.0
 
 
 def parse_duration(text: str) -> Duration:
@@ -37,6 +39,8 @@ def parse_duration(text: str) -> Duration:
         pos = match.end()
     if pos == 0:
         raise ValueError("empty duration")
+    if not total <= MAX_SECONDS:  # also catches infinity
+        raise ValueError(f"longer than a year: {text!r}")
     return Duration(total)
 
 

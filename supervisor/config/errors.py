@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 # A position in the document: keys of mappings and indexes of lists, from the top.
 type FieldPath = tuple[str | int, ...]
 
+# Characters of a value shown in a message; longer ones are cut.
+MAX_SHOWN = 200
 _PLAIN_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -30,9 +32,12 @@ def format_path(path: FieldPath) -> str:
 
 
 def quote(text: str) -> str:
-    """A string as it is shown in messages: double-quoted, with quotes and control characters escaped."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in escaped) + '"'
+    """A string as it is shown in messages: double-quoted, with quotes and control characters escaped; a long
+    one cut to its start and its length (a 200,000-character value must not become a 200 KB log line)."""
+    shown = text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN]
+    escaped = shown.replace("\\", "\\\\").replace('"', '\\"')
+    quoted = '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in escaped) + '"'
+    return quoted if shown is text else f'{quoted[:-1]}..." ({len(text)} characters)'
 
 
 @dataclasses.dataclass(frozen=True)

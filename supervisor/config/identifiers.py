@@ -67,3 +67,30 @@ def is_env_name(value: str) -> bool:
 def is_import_path(value: str) -> bool:
     """ "package.module:Name" """
     return _IMPORT_PATH.fullmatch(value) is not None
+
+
+HOST_RULE = 'a host name or IP address like "broker.example.com" or "127.0.0.1"'
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_NUMBER_WITH_UNIT = re.compile(r"[0-9][0-9.]*(ms|h|m|s)?")
+
+
+def host_problem(value: str) -> str | None:
+    """Why `value` is not a host to connect to (None if it is): an IP address, or DNS labels of letters,
+    digits, `-` (and `_`, which container networks use). A name whose last label is a number is refused
+    (RFC 3696): "1883" or "30s" in a host field is a value typed into the wrong line."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value.strip("[]") if value.startswith("[") else value)
+    except ValueError:
+        pass
+    else:
+        return None
+    if not value or len(value) > 253:
+        return "it is empty" if not value else "it is longer than 253 characters"
+    labels = value.removesuffix(".").split(".")
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "it has characters a host name cannot have"
+    if _NUMBER_WITH_UNIT.fullmatch(labels[-1]):
+        return "it looks like a number or a duration, not a host"
+    return None

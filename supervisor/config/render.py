@@ -123,6 +123,10 @@ def _node(spec: FleetSpec, node: NodeSpec) -> list[str]:
     lines.append(f"    stop        {node.stop.signal}, then SIGKILL after {format_duration(node.stop.grace)}")
     watchdog = format_duration(node.watchdog.timeout) if node.watchdog is not None else "off"
     lines.append(f"    watchdog    {watchdog}  ready timeout {format_duration(node.ready_timeout)}")
+    if node.readiness.mode == "running":
+        lines.append(
+            f"    readiness   ready after {format_duration(node.readiness.after)} of running (no sd_notify)"
+        )
     if node.strategies is not None:
         lines.append(f"    compaction  {_compaction(node)}")
     for key, value in sorted(node.env.items()):

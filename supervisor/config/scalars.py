@@ -13,6 +13,19 @@ import math
 import re
 from typing import Any
 
+# Longer integers are refused: no setting needs them, and Python refuses to convert beyond 4,300 digits.
+MAX_INTEGER_DIGITS = 100
+
+
+class ScalarError(ValueError):
+    """A plain scalar that looks like a value of some type but cannot be one."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        super().__init__(f"expected {expected}, got {found}")
+        self.expected = expected
+        self.found = found
+
+
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _DEC_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
@@ -37,11 +50,15 @@ _SPECIAL_FLOATS = {
 
 
 def resolve_plain(text: str) -> Any:  # noqa: PLR0911 - one rule per kind of scalar
-    """The value of an unquoted scalar under the rules in the module docstring."""
+    """The value of an unquoted scalar under the rules in the module docstring; ScalarError for an integer
+    too long to be one."""
     if text in _NULLS:
         return None
     if text in _BOOLS:
         return _BOOLS[text]
+    integer = _DEC_INT.fullmatch(text) or _OCT_INT.fullmatch(text) or _HEX_INT.fullmatch(text)
+    if integer and len(text) > MAX_INTEGER_DIGITS:
+        raise ScalarError(f"an integer of at most {MAX_INTEGER_DIGITS} digits", f"{len(text)} characters")
     if _DEC_INT.fullmatch(text):
         return int(text)
     if _OCT_INT.fullmatch(text):

@@ -16,6 +16,8 @@ import msgspec
 NODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 # Venue names appear in topics too (recovery/<trader_id>/<venue>).
 VENUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+# Rate groups are Redis key parts (supervisor/rate_budget.py): no spaces, no glob characters.
+RATE_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,199}$"
 
 
 class Duration(float):
@@ -89,6 +91,10 @@ class VenueSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     testnet: bool = False
     # Label identifying the account behind the credentials; defaults to the venue's name.
     account: str | None = None
+    # The fleet-wide request-weight budget (in Redis) this entry's requests share. The venue counts weight per
+    # client address, so the default is the venue's base URL plus this host's name
+    # ("https://fapi.binance.com@host-a"); give hosts behind one public address (NAT) the same value.
+    rate_group: Annotated[str, msgspec.Meta(pattern=RATE_GROUP_PATTERN)] | None = None
 
 
 class StartLimitSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -113,6 +119,16 @@ class StopSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 class WatchdogSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     timeout: Duration = Duration(10.0)
+
+
+class ReadinessSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When a node counts as ready. `notify` (default): it says READY=1 (sd_notify) within ready_timeout, as
+    strategy nodes do. `running`: a program that does not speak sd_notify is ready once it has run for `after`
+    without exiting (systemd's Type=exec with `after: 0s`, supervisord's startsecs); it is watched only by
+    its exit (and by the watchdog if it ever sends WATCHDOG=1)."""
+
+    mode: Literal["notify", "running"] = "notify"
+    after: Duration = Duration(1.0)
 
 
 class CacheCompactionSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -150,6 +166,7 @@ class NodeDefaults(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
+    readiness: ReadinessSpec = ReadinessSpec()
     cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
 
 
@@ -173,6 +190,7 @@ class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     stop: StopSpec = StopSpec()
     watchdog: WatchdogSpec | None = WatchdogSpec()
     ready_timeout: Duration = Duration(60.0)
+    readiness: ReadinessSpec = ReadinessSpec()
     cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from supervisor.config import validate_nodes
 from supervisor.config.describe import NAME_RULE
 from supervisor.config.errors import ConfigError, FieldPath, quote
-from supervisor.config.identifiers import is_env_name
+from supervisor.config.identifiers import HOST_RULE, host_problem, is_env_name
 from supervisor.config.marks import Document
 from supervisor.config.render import mask_url
 from supervisor.config.schema import VENUE_NAME_PATTERN, FleetSpec, SecretRef
@@ -58,6 +58,10 @@ def _endpoints(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
         yield doc.error(
             ("redis", "url"), "a redis://, rediss:// or unix:// URL", quote(mask_url(spec.redis.url))
         )
+    elif url.scheme != "unix" and (problem := url_host_problem(url)):
+        yield doc.error(
+            ("redis", "url"), "a URL with a valid host and port", quote(mask_url(spec.redis.url)), problem
+        )
     elif url.password:
         yield doc.error(
             ("redis", "url"),
@@ -78,6 +82,8 @@ def _endpoints(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
             'topic levels separated by "/", without "+", "#", empty levels or a leading "$"',
             quote(prefix),
         )
+    if spec.mqtt.enabled and (problem := host_problem(spec.mqtt.host)):
+        yield doc.error(("mqtt", "host"), HOST_RULE, quote(spec.mqtt.host), problem)
     if spec.mqtt.tls is not None and (spec.mqtt.tls.cert_file is None) != (spec.mqtt.tls.key_file is None):
         yield doc.error(("mqtt", "tls"), "both cert_file and key_file, or neither", "only one of them")
     if not _is_host_port(spec.metrics.listen):
@@ -95,11 +101,22 @@ def _endpoints(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
 
 def _is_host_port(text: str) -> bool:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not host or not port.isdigit() or len(port) > 5 or not 1 <= int(port) <= 65535:
         return False
     if host.startswith("["):
-        return host.endswith("]") and len(host) > 2
-    return ":" not in host and not any(c.isspace() for c in host)
+        return host.endswith("]") and len(host) > 2 and host_problem(host) is None
+    return ":" not in host and host_problem(host) is None
+
+
+def url_host_problem(url: SplitResult) -> str | None:
+    """Why a URL's host or port cannot be connected to (None if they can)."""
+    try:
+        port = url.port  # raises for a port out of range or not a number
+    except ValueError as exc:
+        return f"its port is not valid ({exc})"
+    if port == 0:
+        return "its port is 0"
+    return host_problem(url.hostname) if url.hostname else "it has no host"
 
 
 def _venues(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
@@ -117,6 +134,8 @@ def _venues(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
                 url = urlsplit(value)
                 if url.scheme not in schemes or not url.netloc:
                     yield doc.error((*at, key), f"a {schemes[0]}:// or {schemes[1]}:// URL", quote(value))
+                elif problem := url_host_problem(url):
+                    yield doc.error((*at, key), "a URL with a valid host and port", quote(value), problem)
         if (venue.api_key is None) != (venue.api_secret is None):
             yield doc.error(at, "both api_key and api_secret, or neither", "only one of them")
         if venue.account is not None and not venue.account.strip():

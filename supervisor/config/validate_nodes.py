@@ -63,6 +63,12 @@ def node_programs(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
             )
         if node.strategies is not None and not node.strategies:
             yield doc.error((*at, "strategies"), "at least one strategy", "an empty list")
+        if node.strategies is not None and node.readiness.mode != "notify":
+            yield doc.error(
+                (*at, "readiness", "mode"),
+                '"notify" for a strategy node (it reports READY=1 once recovered)',
+                quote(node.readiness.mode),
+            )
         for s, strategy in enumerate(node.strategies or ()):
             for key in ("path", "config_path"):
                 value = getattr(strategy, key)
@@ -153,6 +159,14 @@ def _node_durations(doc: Document, at: FieldPath, node: NodeSpec | NodeDefaults)
             yield _not_positive(doc, path, value)
     if node.watchdog is not None and node.watchdog.timeout <= 0:
         yield _not_positive(doc, (*at, "watchdog", "timeout"), node.watchdog.timeout)
+    readiness = node.readiness
+    if readiness.mode == "running" and readiness.after >= node.ready_timeout:
+        yield doc.error(
+            (*at, "readiness", "after"),
+            f"less than ready_timeout ({format_duration(node.ready_timeout)})",
+            quote(format_duration(readiness.after)),
+            "the node would be killed for not being ready before it counts as ready",
+        )
     if restart.backoff_max < restart.backoff_initial:
         initial, maximum = (*at, "restart", "backoff_initial"), (*at, "restart", "backoff_max")
         if _blame(doc, maximum, initial) == initial:

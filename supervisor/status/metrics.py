@@ -18,7 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from supervisor.clock import Clock
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.states import ExitReason, NodeState
 from supervisor.status import build
 from supervisor.status.shapes import (
@@ -190,6 +190,25 @@ class FleetMetrics:
             ["node", "venue"],
             registry=r,
         )
+        self._reload_failures = Counter(
+            "fleet_reload_failures",
+            "Reloads of fleet.yaml that were refused (an invalid file, or any failure while reloading); "
+            "the fleet kept running unchanged.",
+            registry=r,
+        )
+        self._reload_ok = Gauge(
+            "fleet_config_last_reload_successful",
+            "1 when the last reload of fleet.yaml was applied (or none happened yet), 0 when it was refused.",
+            registry=r,
+        )
+        self._reload_ok.set(1)
+        self._budget_fallbacks = Counter(
+            "fleet_rate_budget_fallbacks",
+            "Recoveries whose venue requests fell back from the fleet's request budget in Redis to a local "
+            "share (Redis unreachable), as the node reported in its phase detail (`rate_budget`).",
+            ["node", "venue"],
+            registry=r,
+        )
         if mqtt is not None:
             r.register(_MqttCollector(mqtt))
         self._series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
@@ -222,6 +241,12 @@ class FleetMetrics:
     def recovery_phase(self, node: NodeStatus, phase: PhaseMark) -> None:
         if phase.name in TIMED_PHASES and phase.ms_since_detection is not None:
             self._child(self._phase, node.name, phase.name).observe(phase.ms_since_detection / 1000.0)
+        budget = phase.detail.get("rate_budget")
+        if isinstance(budget, dict) and budget.get("scope") == "local" and budget.get("group") is not None:
+            # A node reports its budget once per start; a local one without a group never had a fleet budget.
+            venue = venue_label(budget.get("venue", phase.detail.get("venue")))
+            self._init_venues(node.name, (venue,))
+            self._child(self._budget_fallbacks, node.name, venue).inc()
 
     def recovery_report(self, report: RecoveryReport) -> None:
         node = report.node
@@ -269,6 +294,11 @@ class FleetMetrics:
         # Everything in the summary is already in fleet_node_state (sum by state).
         return
 
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
+        self._reload_ok.set(1 if outcome.applied else 0)
+        if not outcome.applied:
+            self._reload_failures.inc()
+
     # ----- helpers -----
 
     def _child(self, metric: _M, node: str, *labels: str) -> _M:
@@ -301,6 +331,7 @@ class FleetMetrics:
             known.add(venue)
             self._child(self._unresolved, node, venue).set(0)
             self._child(self._duplicates, node, venue)
+            self._child(self._budget_fallbacks, node, venue)
             for action in _PROTECTIVE.values():
                 self._child(self._protective, node, venue, action)
             for kind in DiscrepancyKind:

@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from supervisor.clock import Clock
 from supervisor.config.schema import MqttSpec
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.secrets import SecretUnavailableError
 from supervisor.status import build, payloads
 from supervisor.status.backoff import ReconnectPolicy
@@ -156,6 +156,10 @@ class MqttPublisher:
         self._event(
             name, payloads.removed_event(name, trader_id, venues, seq=self._next_seq(), **self._stamp())
         )
+
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
+        payload = payloads.reload_event(outcome, seq=self._next_seq(), **self._stamp())
+        self._outbox.put_event(self._topics.supervisor_events, payloads.encode(payload))
 
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
         if summary == self._summary and counts == self._counts:

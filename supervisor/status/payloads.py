@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.status.shapes import is_unresolved, reconciliation_result
 
 
@@ -189,3 +189,8 @@ def removed_event(
         **_event("removed", seq=seq, ts=ts, host=host, node=name, trader_id=trader_id),
         "venues": list(venues),
     }
+
+
+def reload_event(outcome: ReloadOutcome, *, seq: int, ts: float, host: str) -> dict[str, Any]:
+    """A reload of fleet.yaml, applied or refused (on the supervisor's events topic)."""
+    return {"event": "reload", "seq": seq, "ts": ts, "host": host, **outcome.to_json()}

@@ -43,6 +43,11 @@ class Topics:
     def supervisor_state(self) -> str:
         return f"{self.prefix}/supervisors/{self.host}/state"
 
+    @property
+    def supervisor_events(self) -> str:
+        """The supervisor's own events (not a node's): reloads of fleet.yaml."""
+        return f"{self.prefix}/supervisors/{self.host}/events"
+
     def node_state(self, node: str) -> str:
         return f"{self.prefix}/nodes/{check_level(node, 'node name')}/state"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -54,3 +55,11 @@ async def receive_until(
             seen.append(message)
             if predicate(message):
                 return seen
+
+
+async def window_with_room(window_s: float, need_s: float = 3.0) -> None:
+    """Return at a moment with at least `need_s` left in the venue's current `window_s` window (windows
+    start on the clock), so that a test's requests are counted in one window."""
+    left = window_s - time.time() % window_s
+    if left < need_s:
+        await asyncio.sleep(left + 0.05)

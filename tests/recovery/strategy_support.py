@@ -32,12 +32,13 @@ class RedisServer:
 
 
 @contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[RedisServer]:
-    """A redis-server of our own on a free port (tests that stop Redis must not stop the shared one)."""
+async def private_redis(port: int | None = None) -> AsyncIterator[RedisServer]:
+    """A redis-server of our own on a free port, or on `port` (again after a stop), so that tests that stop
+    Redis do not stop the shared one."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed"
     workdir = tempfile.mkdtemp(prefix="r2-redis-")
-    port = free_port()
+    port = port or free_port()
     process = await asyncio.create_subprocess_exec(
         binary,
         "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir,

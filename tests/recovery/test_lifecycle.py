@@ -172,7 +172,7 @@ async def test_a_failed_resync_after_a_user_stream_reconnect_stops_the_node(
     assert "re-sync with the venue after a user stream reconnect failed" in statuses[-1]
 
 
-@pytest.mark.parametrize("problem", ["missing secret", "two venues"])
+@pytest.mark.parametrize("problem", ["missing secret", "two venues", "strategy raises at import"])
 async def test_a_spec_the_node_cannot_run_is_fatal(
     problem: str, venue: EmulatorProcess, nodes: NodeLauncher, trader_id: str
 ) -> None:
@@ -180,6 +180,10 @@ async def test_a_spec_the_node_cannot_run_is_fatal(
     if problem == "missing secret":
         spec["venues"]["emu"]["api_secret"] = {"env": "RN_TEST_UNSET_SECRET"}
         expected = "RN_TEST_UNSET_SECRET is not set"
+    elif problem == "strategy raises at import":
+        # Without config_path the node imports the module to find its config class (recovery.build).
+        spec["node"]["strategies"] = [{"path": "tests.recovery.broken_strategy:Broken", "config": {}}]
+        expected = "strategy tests.recovery.broken_strategy:Broken does not import: TypeError: unsupported"
     else:
         spec["node"]["venues"] = ["emu", "emu2"]
         spec["venues"]["emu2"] = spec["venues"]["emu"]

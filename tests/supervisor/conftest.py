@@ -15,7 +15,7 @@ import pytest
 
 from supervisor.clock import SystemClock
 from supervisor.config.schema import Duration, NodeSpec, RestartSpec, StartLimitSpec, StopSpec, WatchdogSpec
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.states import NodeState
@@ -35,6 +35,7 @@ class RecordingObserver:
         self.reports: list[RecoveryReport] = []
         self.removed: list[str] = []
         self.summaries: list[str] = []
+        self.reloads: list[ReloadOutcome] = []
         self._changed = asyncio.Event()
 
     def _poke(self) -> None:
@@ -64,6 +65,10 @@ class RecordingObserver:
         self.summaries.append(summary)
         self._poke()
 
+    def reload_outcome(self, outcome: ReloadOutcome) -> None:
+        self.reloads.append(outcome)
+        self._poke()
+
     def states(self, node: str) -> list[NodeState]:
         return [s.state for s in self.statuses if s.name == node]
 
@@ -82,8 +87,10 @@ class RecordingObserver:
                     await asyncio.wait_for(self._changed.wait(), 0.05)
 
 
-def run_fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`fleet ARGS...` as a user runs it, from the repository's top directory."""
+def run_fleet(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`fleet ARGS...` as a user runs it, from the repository's top directory (or `cwd`)."""
     return subprocess.run(
         [sys.executable, "-m", "supervisor", *args],
         capture_output=True,
@@ -91,7 +98,7 @@ def run_fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
         timeout=60,
         check=False,
-        cwd=REPO,
+        cwd=cwd or REPO,
     )
 
 

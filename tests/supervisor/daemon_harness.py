@@ -98,6 +98,9 @@ class DaemonUnderTest:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            # A log line longer than asyncio's default 64 KiB would end the reader, and the daemon would then
+            # block writing to a full pipe.
+            limit=16 << 20,
         )
         self._reader = asyncio.create_task(self._read_output(), name="test.daemon-output")
         if wait_ready:

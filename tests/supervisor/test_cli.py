@@ -106,3 +106,20 @@ def test_status_table() -> None:
     ]
     assert table[2].split()[:5] == ["beta", "quarantined", "-", "-", "5"]
     assert table[3] == "beta: quarantined: crash loop: 5 starts within 60s (fleet reset beta)"
+
+
+def test_the_example_fleet_is_valid_without_its_secrets_and_strict_mode_says_what_this_host_lacks() -> None:
+    """`fleet check fleet.yaml` on a clean clone: the file is valid; the unset demo secrets are what this host
+    lacks to run it, shown, and an error only with --strict (deployments)."""
+    unset = {f"DEMO_{x}_API_{kind}": "" for x in "ABC" for kind in ("KEY", "SECRET")}
+    result = run_fleet("check", "fleet.yaml", env=unset)
+    assert result.returncode == 0, result.stderr
+    assert "fleet.yaml: valid (6 problems on this host, above)" in result.stdout
+    assert "the file is valid; on this host `fleet run` would refuse to start" in result.stderr
+    assert (
+        "venues.emulator-a.api_key.env: expected environment variable DEMO_A_API_KEY to be set"
+        in result.stderr
+    )
+    strict = run_fleet("check", "--strict", "fleet.yaml", env=unset)
+    assert strict.returncode == 2
+    assert strict.stderr.count("expected environment variable DEMO_") == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from supervisor.config.schema import Duration, RestartSpec, StartLimitSpec, StopSpec
+from supervisor.config.schema import Duration, ReadinessSpec, RestartSpec, StartLimitSpec, StopSpec
 from supervisor.states import ExitReason, NodeState
 from tests.supervisor.conftest import TEST_NODE, RecordingObserver, RunnerFactory, node_spec
 
@@ -199,3 +200,51 @@ async def test_mainpid_is_taken_only_from_the_main_pid(
     assert spawned_pid is not None
     assert os.getpgid(spawned_pid) == spawned_pid
     assert claimed.status().pid == spawned_pid
+
+
+PLAIN_PROGRAM = [sys.executable, "-c", "import time; print('plain program up', flush=True); time.sleep(60)"]
+
+
+async def test_a_plain_program_under_notify_readiness_is_killed_at_ready_timeout(
+    runners: RunnerFactory, observer: RecordingObserver
+) -> None:
+    """What issue 9 reported: a program that does not speak sd_notify never becomes ready."""
+    runners(node_spec("plain", command=PLAIN_PROGRAM, ready_timeout=Duration(0.5)))
+    await observer.wait_for(lambda: observer.exits, timeout=10)
+    assert observer.exits[0][1].reason is ExitReason.READY_TIMEOUT
+
+
+async def test_a_plain_program_is_ready_after_running_for_a_while(
+    runners: RunnerFactory, observer: RecordingObserver
+) -> None:
+    spec = node_spec(
+        "plain",
+        command=PLAIN_PROGRAM,
+        ready_timeout=Duration(0.5),
+        readiness=ReadinessSpec(mode="running", after=Duration(0.3)),
+    )
+    runner = runners(spec)
+    await observer.wait_for(lambda: runner.state is NodeState.READY, timeout=10)
+    [report] = observer.reports
+    assert report.result == "ready"
+    ready_ms = next(p for p in report.phases if p.name == "ready").epoch_ns
+    spawned_ms = next(p for p in report.phases if p.name == "spawned").epoch_ns
+    assert (ready_ms - spawned_ms) / 1e9 >= 0.3
+    # Past its ready timeout and its watchdog timeout (1 s) without a ping: still running, not killed.
+    await asyncio.sleep(1.5)
+    assert runner.state is NodeState.READY and observer.exits == []
+
+
+async def test_a_plain_program_that_exits_before_it_counts_as_ready_is_a_crash(
+    runners: RunnerFactory, observer: RecordingObserver
+) -> None:
+    spec = node_spec(
+        "brief",
+        command=[sys.executable, "-c", "import sys, time; time.sleep(0.1); sys.exit(4)"],
+        readiness=ReadinessSpec(mode="running", after=Duration(1.0)),
+    )
+    runners(spec)
+    await observer.wait_for(lambda: observer.exits, timeout=10)
+    _, exit_info, will_restart = observer.exits[0]
+    assert (exit_info.reason, exit_info.code, will_restart) == (ExitReason.EXIT, 4, True)
+    assert observer.reports[0].result == "failed"

@@ -306,3 +306,18 @@ def test_no_overlap(change: tuple[str, str]) -> None:
     assert OVERLAP.count(change[0]) == 1
     spec = parse(OVERLAP.replace(*change))
     assert len(spec.nodes) == 2
+
+
+def test_readiness_running_for_plain_programs_only_and_before_the_ready_timeout() -> None:
+    strategy = "strategies: [{path: 'pkg.mod:Strat'}]\nvenues: [emu]\nreadiness: {mode: running}"
+    assert messages(HEAD + node(body=strategy)) == [
+        'fleet.yaml:11:23 nodes[0].readiness.mode: expected "notify" for a strategy node (it reports READY=1 '
+        'once recovered), got "running"'
+    ]
+    late = "command: [run]\nready_timeout: 10s\nreadiness: {mode: running, after: 10s}"
+    assert messages(HEAD + node(body=late)) == [
+        'fleet.yaml:11:39 nodes[0].readiness.after: expected less than ready_timeout (10s), got "10s"; the node '
+        "would be killed for not being ready before it counts as ready"
+    ]
+    ok = parse(HEAD + node(body="command: [run]\nreadiness: {mode: running, after: 0s}"))
+    assert (ok.nodes[0].readiness.mode, ok.nodes[0].readiness.after) == ("running", 0.0)

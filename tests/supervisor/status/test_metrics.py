@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor.clock import FakeClock
 from supervisor.config.schema import MqttSpec
+from supervisor.events import ReloadOutcome
 from supervisor.states import ExitReason, NodeState
 from supervisor.status import build
 from supervisor.status.metrics import FleetMetrics
@@ -323,3 +324,20 @@ def test_parse_listen(listen: str, address: tuple[str, int]) -> None:
 def test_parse_listen_refuses(listen: str) -> None:
     with pytest.raises(ListenAddressError, match=r"metrics\.listen"):
         parse_listen(listen)
+
+
+async def test_refused_reloads_are_counted_and_the_last_result_is_a_gauge(
+    metrics: FleetMetrics, scrape: Scraper, clock: FakeClock
+) -> None:
+    samples = await scrape.samples()
+    assert value(samples, "fleet_reload_failures_total") == 0
+    assert value(samples, "fleet_config_last_reload_successful") == 1
+    for _ in range(2):
+        metrics.reload_outcome(ReloadOutcome(applied=False, at=clock.time(), trigger="file", detail="bad"))
+    samples = await scrape.samples()
+    assert value(samples, "fleet_reload_failures_total") == 2
+    assert value(samples, "fleet_config_last_reload_successful") == 0
+    metrics.reload_outcome(ReloadOutcome(applied=True, at=clock.time(), trigger="sighup", detail="start b"))
+    samples = await scrape.samples()
+    assert value(samples, "fleet_reload_failures_total") == 2
+    assert value(samples, "fleet_config_last_reload_successful") == 1

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from supervisor.events import ReloadOutcome
 from supervisor.states import ExitReason, NodeState
 from tests.supervisor.status.conftest import (
     Received,
@@ -200,3 +201,17 @@ async def test_each_connection_gets_a_larger_session_id(
             await handle.stop()
     assert sessions == [1, 2]
     assert session_file.read_text().strip() == "2"
+
+
+async def test_a_reload_is_an_event_of_the_supervisor(prefix: str, start_publisher: StartPublisher) -> None:
+    handle = start_publisher(prefix=prefix)
+    async with watching(f"{prefix}/supervisors/+/events") as watcher:
+        async with watching(f"{prefix}/supervisors/+/state") as birth:
+            await birth.wait_for(_online)
+        handle.publisher.reload_outcome(
+            ReloadOutcome(applied=False, at=1.0, trigger="file", detail="fleet.yaml:46:1 expected valid YAML")
+        )
+        event = (await watcher.wait_for(lambda m: m.json()["event"] == "reload")).json()
+    assert event["result"] == "refused" and event["trigger"] == "file"
+    assert event["detail"] == "fleet.yaml:46:1 expected valid YAML" and event["host"] == "host-a"
+    assert watcher.messages[0].topic == f"{prefix}/supervisors/host-a/events"
