@@ -6,8 +6,8 @@ share.
   for node states.
 - `RecoveryReports`: follows `<prefix>/nodes/+/recovery` on MQTT (as `mosquitto_sub` would), keeps every
   report in arrival order, and can clear the retained topics it saw under its prefix.
-- `forget_traders`: deletes a set of traders' keys in Redis (nautilus' cache, the readable positions, the
-  compaction archive).
+- `forget_traders`, `forget_keys`: delete a set of traders' keys in Redis (nautilus' cache, the readable
+  positions, the compaction archive), or the keys matching some patterns.
 - `bounded_poll`: a bounded wait for something only a request can tell (the venue's or the daemon's state).
 
 No nautilus here (supervisor/ stays light); the emulator is started by the callers.
@@ -218,21 +218,26 @@ async def forget_traders(
     spec: RedisSpec, trader_ids: Sequence[str], environ: Mapping[str, str] | None = None
 ) -> int:
     """Delete these traders' keys (nautilus' cache, `positions:`, the compaction archive); the count."""
+    patterns = [
+        pattern
+        for trader_id in trader_ids
+        for pattern in (f"trader-{trader_id}:*", f"positions:{trader_id}:*", f"fleet-archive:{trader_id}:*")
+    ]
+    return await forget_keys(spec, *patterns, environ=environ)
+
+
+async def forget_keys(spec: RedisSpec, *patterns: str, environ: Mapping[str, str] | None = None) -> int:
+    """Delete the keys matching these SCAN patterns; the count."""
     password = resolve_secret(spec.password, dict(environ or os.environ)).reveal() if spec.password else None
     client = aioredis.Redis.from_url(
         spec.url, password=password, socket_timeout=spec.timeout, socket_connect_timeout=spec.timeout
     )
     deleted = 0
     try:
-        for trader_id in trader_ids:
-            for pattern in (
-                f"trader-{trader_id}:*",
-                f"positions:{trader_id}:*",
-                f"fleet-archive:{trader_id}:*",
-            ):
-                keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
-                if keys:
-                    deleted += int(await client.delete(*keys))
+        for pattern in patterns:
+            keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            if keys:
+                deleted += int(await client.delete(*keys))
     finally:
         await client.aclose()
     return deleted

@@ -6,7 +6,8 @@ Binance itself) or not loopback addresses, `testnet: true` (Binance's testnet is
 instrument that is not a Binance USD-M perpetual, two strategy nodes on one venue account, no strategy node.
 
 Changed, none of it visible to a strategy:
-- venues: URLs to the drill's own emulator, credentials generated for it (the user's are never read);
+- venues: URLs to the drill's own emulator, credentials generated for it (the user's are never read), the
+  default rate group (it names the emulator's URL, so the run has a request budget of its own in Redis);
 - trader ids: `NAME-TAG` becomes `NAME.DRILL<run>-TAG`, so every Redis key of the run is new and unique, while
   nautilus' client order ids (which carry only the tag) keep their form and length;
 - MQTT: a topic prefix and client id of the run's own, on the fleet's broker (on even if the file has it off);

@@ -59,7 +59,8 @@ from recovery.drill.plan import Moment, PlannedKill, VenueMove, plan_drill
 from recovery.drill.report import ActionRecord, DrillReport, percentile
 from supervisor.config import instruments_of, load_fleet, parse_fleet, resolve_paths, venue_account
 from supervisor.config.schema import FleetSpec, NodeSpec
-from supervisor.emulated_fleet import FleetDaemon, RecoveryReports, forget_traders
+from supervisor.emulated_fleet import FleetDaemon, RecoveryReports, forget_keys, forget_traders
+from supervisor.rate_budget import KEY_PREFIX as RATE_BUDGET_PREFIX
 from supervisor.secrets import resolve_secret
 
 KILLED_BY_US = "signal: killed by SIGKILL"  # the report of an attempt the drill killed while it recovered
@@ -180,6 +181,9 @@ class _Drill:
             finally:
                 try:
                     await forget_traders(fleet.spec.redis, [n.trader_id for n in fleet.nodes], env)
+                    # The run's request budget (its rate group and order scopes name the emulator's URL).
+                    budget = f"{RATE_BUDGET_PREFIX}:*{venue.http_url}[@/]*"
+                    await forget_keys(fleet.spec.redis, budget, environ=env)
                 except (OSError, RedisError) as exc:  # said, not raised over the drill's own outcome
                     traders = ", ".join(report.nodes.values())
                     self.say(f"drill: could not delete the Redis keys of {traders}: {exc}")
@@ -204,6 +208,9 @@ class _Drill:
             env[secret_env] = accounts[account].api_secret
         # The nodes run with this interpreter (`python -m recovery.node`), as `fleet run` from its venv would.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        # The daemon announces itself under $XDG_RUNTIME_DIR (supervisor.discovery): in the run's directory,
+        # so that `fleet status` in the user's shell never finds the drill's daemon instead of theirs.
+        env["XDG_RUNTIME_DIR"] = str(self._dir("xdg"))
         return env
 
     async def _run_fleet(
