@@ -110,6 +110,7 @@ class FleetRequestLimiter:
         # Published for the supervisor once known: given here, or announced by the venue (exchangeInfo).
         self._limits_known = limits is not None
         self._limits_published = False
+        self._limits_looked_up = False
         self._local_since: float | None = None  # monotonic time of the current fallback, None: on Redis
         self.fallback_reason: str | None = None  # the first fallback's reason
         self.fallbacks = 0
@@ -218,6 +219,10 @@ class FleetRequestLimiter:
         await self._clock.sleep(seconds)
 
     async def _acquire(self, weight: int, orders: int) -> tuple[bool, int, int, int]:
+        if not self._limits_known and not self._limits_looked_up:
+            # The venue's limits as an earlier node of the group learned them: without them this node's first
+            # request (exchangeInfo, which announces them) would wait on a default budget others have spent.
+            await self._bounded(self._learn_published_limits)
         limits = self.limits
         share = self.recovery_share
         args = (
@@ -239,6 +244,20 @@ class FleetRequestLimiter:
 
         admitted, used, wait_ms, start = await self._bounded(call)
         return bool(admitted), int(used), int(wait_ms), int(start)
+
+    async def _learn_published_limits(self) -> None:
+        raw = await self._redis.hgetall(rate_budget.limits_key(self.group))
+        published = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        if "weight" in published and "window_ms" in published:
+            learned = VenueLimits(
+                weight=published["weight"],
+                window_s=published["window_ms"] / 1000,
+                orders_10s=self.limits.orders_10s,
+                orders_1m=self.limits.orders_1m,
+            )
+            self.update_limits(learned)
+            self._limits_published = True
+        self._limits_looked_up = True
 
     async def _publish_limits(self) -> None:
         """What the supervisor's reader needs to interpret the group's count (`read_group_usage`)."""

@@ -79,7 +79,7 @@ async def test_fleet_check_deep_reports_a_typo_in_a_strategy_config(
     good.write_text(FLEET.format(http=venue.http_url, ws=venue.ws_url, path=EXAMPLE, config=GOOD_EXAMPLE))
     result = run_fleet("check", "--deep", str(good), env=ENV)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.rstrip().endswith(f"{good}: OK")
+    assert result.stdout.rstrip().endswith(f"{good}: OK (valid, and this host can run it)")
 
     typo = tmp_path / "typo.yaml"
     config = GOOD_EXAMPLE.replace("fast_period: 5", "fast_perod: 5")

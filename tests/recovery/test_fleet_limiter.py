@@ -257,3 +257,18 @@ async def _silent_server() -> AsyncIterator[int]:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_new_node_takes_the_limits_an_earlier_node_learned_from_the_venue(
+    redis_client: aioredis.Redis, group: str
+) -> None:
+    """Its first request (exchangeInfo, which announces the limits) must not wait on the default budget that a
+    storm of earlier restarts spent: the group's published limits are used from the start."""
+    first = limiter(redis_client, group, limits=VenueLimits(weight=10_000, window_s=60.0))
+    async with first.slot(1):
+        pass  # publishes the limits it was given (as after exchangeInfo)
+    second = limiter(redis_client, group, limits=None)  # knows nothing yet: 2,400 a minute by default
+    assert second.budget == 1200
+    async with second.slot(1):
+        pass
+    assert (second.limits.weight, second.limits.window_s, second.budget) == (10_000, 60.0, 5000)
