@@ -4,8 +4,8 @@ share.
 - `FleetDaemon`: `python -m supervisor run --config PATH` as a child process in its own session, with a
   NOTIFY_SOCKET of ours (as systemd would give it), its output in a log file, and the control socket to ask
   for node states.
-- `RecoveryReports`: follows `<prefix>/nodes/+/recovery` on MQTT (as `mosquitto_sub` would), keeps every
-  report in arrival order, and can clear the retained topics it saw under its prefix.
+- `RecoveryReports`: follows `<prefix>/#` on MQTT (as `mosquitto_sub` would), keeps every recovery report and
+  every recovery phase event in arrival order, and can clear the retained topics it saw under its prefix.
 - `forget_traders`, `forget_keys`: delete a set of traders' keys in Redis (nautilus' cache, the readable
   positions, the compaction archive), or the keys matching some patterns.
 - `bounded_poll`: a bounded wait for something only a request can tell (the venue's or the daemon's state).
@@ -148,6 +148,7 @@ class RecoveryReports:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.reports: list[dict[str, Any]] = []
+        self.phases: list[dict[str, Any]] = []  # `phase` events of `<prefix>/events/<node>`, in arrival order
         self._retained_topics: set[str] = set()
         self._changed = asyncio.Event()
         self._subscribed = asyncio.Event()
@@ -175,11 +176,17 @@ class RecoveryReports:
                 topic = str(message.topic)
                 if not isinstance(message.payload, bytes) or not message.payload:
                     continue
-                self._retained_topics.add(topic)
-                if topic.startswith(f"{self.prefix}/nodes/") and topic.endswith("/recovery"):
-                    with contextlib.suppress(ValueError):
+                if f"{self.prefix}/events/" not in topic:  # states, reports, ...: retained by the daemon
+                    self._retained_topics.add(topic)
+                with contextlib.suppress(ValueError):
+                    if topic.startswith(f"{self.prefix}/nodes/") and topic.endswith("/recovery"):
                         self.reports.append(json.loads(message.payload))
                         self._changed.set()
+                    elif topic.startswith(f"{self.prefix}/events/"):
+                        event = json.loads(message.payload)
+                        if isinstance(event, dict) and event.get("event") == "phase":
+                            self.phases.append(event)
+                            self._changed.set()
 
     async def subscribed(self, within: float = 15.0) -> None:
         await asyncio.wait_for(self._subscribed.wait(), within)
@@ -202,6 +209,19 @@ class RecoveryReports:
                 for report in self.reports[after:]:
                     if report.get("node") == node and accept(report):
                         return report
+                self._changed.clear()
+                await self._changed.wait()
+
+    def phase_mark(self) -> int:
+        return len(self.phases)
+
+    async def next_phase(self, node: str, names: set[str], *, after: int, within: float) -> dict[str, Any]:
+        """The first `phase` event of `node` named in `names` that arrived after `after` (a `phase_mark`)."""
+        async with asyncio.timeout(within):
+            while True:
+                for event in self.phases[after:]:
+                    if event.get("node") == node and event.get("phase") in names:
+                        return event
                 self._changed.clear()
                 await self._changed.wait()
 

@@ -3,13 +3,14 @@
 Each action kills one node with SIGKILL at one kind of moment, and may move the venue while that node is down:
 
 - moments: `after_order` (as soon as the venue has accepted an order of the node's account), `recovering` (a
-  first kill, then a second one as soon as the restarted process is recovering, before READY), `idle` (when
-  the market has settled and nothing of the node's is in flight);
+  first kill, then a second one when the restarted process reports a recovery phase, before READY), `idle`
+  (when the market has settled and nothing of the node's is in flight);
 - venue moves while down: `stop_triggered` (one of the node's open stop-loss/take-profit orders triggers and
   fills), `position_changed` (another client of the account trades: the position is flattened or doubled,
   or one is opened where the node was flat), or none;
 - `market_steps` moves of the market before the kill (so that the strategies trade between kills), and `pick`,
-  a number in [0, 1) that chooses among what exists at the time (which stop, which instrument).
+  a number in [0, 1) that chooses among what exists at the time (which stop, which instrument) and the phase
+  of a `recovering` kill.
 
 The same seed, node names and count give the same plan: the report lists the seed, and a drill run again with
 it repeats the same actions (what the strategies then do in between depends on timing).
