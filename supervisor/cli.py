@@ -103,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     _daemon_args(reload)
     reload.set_defaults(func=_cmd_reload)
 
+    drill = sub.add_parser(
+        "drill",
+        help="prove recovery: kill the fleet's strategy nodes against the emulator and check every recovery",
+    )
+    _config_arg(drill)
+    drill.add_argument("--kills", type=int, default=5, help="kill actions to run (default 5)")
+    drill.add_argument("--seed", type=int, default=None, help="the same seed repeats the same actions")
+    drill.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the JSON report here")
+    drill.add_argument("--keep-work", action="store_true", help="keep the run's directory (logs, fleet file)")
+    drill.set_defaults(func=_cmd_drill)
+
     # Dispatched in main() before parsing; listed here for --help.
     sub.add_parser("emulator", help="run the Binance USD-M futures emulator (`fleet emulator --help`)")
     return parser
@@ -227,6 +238,22 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
     print(json.dumps(fleet_json_schema(), indent=2))
     return 0
+
+
+def _cmd_drill(args: argparse.Namespace) -> int:
+    if args.kills < 0:
+        print("fleet drill: --kills must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+    # Imports nautilus (only here): the drill reads each node's cache the way the node loads it.
+    from recovery.drill.cli import main as drill_main
+
+    return drill_main(
+        _config_path(args.config),
+        kills=args.kills,
+        seed=args.seed,
+        json_path=args.json,
+        keep_work=args.keep_work,
+    )
 
 
 # ---- talking to the daemon ------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import signal
@@ -22,15 +21,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import redis.asyncio as aioredis
 
 from emulator.admin import AdminClient
+from emulator.config import AccountSpec
+from emulator.testing import EmulatorProcess, running_emulator
 from supervisor.cli import render_status
-from supervisor.config import load_fleet, topic_prefix
+from supervisor.config import load_fleet, resolve_paths, topic_prefix
 from supervisor.config.schema import FleetSpec
-from supervisor.control_client import ControlClient
-from supervisor.notify_server import NotifyEndpoint
+from supervisor.emulated_fleet import FleetDaemon, RecoveryReports, bounded_poll, forget_traders
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "fleet.yaml"
@@ -57,140 +56,57 @@ def demo_env(work: Path) -> dict[str, str]:
     return env
 
 
-async def start_emulator(work: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    accounts = [
-        {"name": f"demo-{letter.lower()}", "api_key": env[f"DEMO_{letter}_API_KEY"],
-         "api_secret": env[f"DEMO_{letter}_API_SECRET"], "balance": "100000"}
+def demo_accounts(env: dict[str, str]) -> list[AccountSpec]:
+    return [
+        AccountSpec(
+            name=f"demo-{letter.lower()}",
+            api_key=env[f"DEMO_{letter}_API_KEY"],
+            api_secret=env[f"DEMO_{letter}_API_SECRET"],
+        )
         for letter in ACCOUNTS
-    ]  # fmt: skip
-    (work / "accounts.json").write_text(json.dumps({"accounts": accounts}))
-    log = (work / "emulator.log").open("wb")
-    argv = ["--port", str(EMULATOR_PORT), "--accounts", str(work / "accounts.json"),
-            "--seed", str(random.randrange(1, 10_000)), "--price-mode", "walk"]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "emulator",
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=log,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 30)
-    if b'"ready"' not in line:
-        raise RuntimeError(
-            f"the emulator did not start on port {EMULATOR_PORT} (see {work / 'emulator.log'})"
-        )
-    return process
+    ]
 
 
-async def clear_demo_keys(spec: FleetSpec) -> int:
-    """Keys of the demo's traders from an earlier run (their venue was the emulator, which is gone)."""
-    client = aioredis.Redis.from_url(spec.redis.url, socket_timeout=5, socket_connect_timeout=5)
-    deleted = 0
-    try:
-        for node in spec.nodes:
-            for pattern in (f"trader-{node.trader_id}:*", f"positions:{node.trader_id}:*",
-                            f"fleet-archive:{node.trader_id}:*"):  # fmt: skip
-                keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
-                if keys:
-                    deleted += await client.delete(*keys)
-    finally:
-        await client.aclose()
-    return deleted
-
-
-class RecoveryReports:
-    """Follows `.../nodes/+/recovery` on MQTT, as a user's `mosquitto_sub` would."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.reports: list[dict[str, Any]] = []
-        self.changed = asyncio.Event()
-
-    async def run(self, host: str, port: int) -> None:
-        async with aiomqtt.Client(host, port, timeout=10) as client:
-            await client.subscribe(f"{self.prefix}/nodes/+/recovery", qos=1)
-            async for message in client.messages:
-                if isinstance(message.payload, bytes) and message.payload:
-                    self.reports.append(json.loads(message.payload))
-                    self.changed.set()
-
-    async def wait(self, node: str, after: float) -> dict[str, Any]:
-        async with asyncio.timeout(WAIT):
-            while True:
-                for report in reversed(self.reports):
-                    detected = report.get("detected_at")
-                    if report["node"] == node and detected is not None and detected >= after:
-                        found: dict[str, Any] = report
-                        return found
-                self.changed.clear()
-                await self.changed.wait()
-
-
-async def poll(what: str, check: Any, interval: float = 0.2) -> Any:
+async def poll(what: str, check: Any) -> Any:
     """Bounded wait for something the demo can only ask about (the venue's or the daemon's state)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"demo: gave up waiting for {what}")
-        await asyncio.sleep(interval)
+    return await bounded_poll(f"demo: {what}", check, within=WAIT, interval=0.2)
 
 
-async def fleet_nodes(client: ControlClient) -> dict[str, dict[str, Any]]:
-    reply = await asyncio.to_thread(client.request, {"cmd": "status"})
-    nodes: dict[str, dict[str, Any]] = {n["name"]: n for n in reply["nodes"]}
-    return nodes
+async def run_demo(
+    spec: FleetSpec, venue: EmulatorProcess, daemon: FleetDaemon, reports: RecoveryReports
+) -> None:
+    admin = venue.admin
+    say("demo: waiting for the nodes to connect, reconcile and warm up (cold start) ...")
+    nodes = await poll("every node ready", lambda: _all_ready(daemon))
+    say("\n$ fleet status")
+    say(render_status(list(nodes.values()), now=time.time()))
+
+    say("\ndemo: closing the current 1-minute bar: each EMA-cross enters with a stop-loss and take-profit")
+    symbols = {s.config["instrument_id"].split("-")[0] for n in spec.nodes for s in n.strategies or ()}
+    streams = {f"{symbol.lower()}@kline_1m" for symbol in symbols}
+    await poll("every node's live bars subscribed", lambda: _subscribed(admin, streams))
+    await admin.close_bar()
+    await poll(
+        "a position and two protective orders on every account", lambda: _every_account_protected(admin)
+    )
+    await show_venue(admin)
+
+    victim = random.choice(sorted(nodes))
+    pause = random.uniform(1.0, 5.0)
+    say(f"\ndemo: in {pause:.1f}s, kill -9 node {victim} (pid {nodes[victim]['pid']}) at a random moment")
+    await asyncio.sleep(pause)
+    mark = reports.mark()
+    os.kill(nodes[victim]["pid"], signal.SIGKILL)
+    report = await reports.next_report(victim, after=mark, within=WAIT)
+    show_report(report)
+    node = spec.node(victim)
+    await check_invariants(spec, admin, victim, node.trader_id, node.venues[0])
+    say("\n$ fleet status")
+    say(render_status(list((await daemon.nodes()).values()), now=time.time()))
 
 
-async def run_demo(spec: FleetSpec, work: Path, env: dict[str, str]) -> None:
-    admin = AdminClient(f"http://127.0.0.1:{EMULATOR_PORT}")
-    control = ControlClient(work / "run" / "control.sock")
-    reports = RecoveryReports(topic_prefix(spec))
-    follower = asyncio.create_task(reports.run(spec.mqtt.host, spec.mqtt.port), name="demo.mqtt")
-    try:
-        say("demo: waiting for the nodes to connect, reconcile and warm up (cold start) ...")
-        nodes = await poll("every node ready", lambda: _all_ready(control))
-        say("\n$ fleet status")
-        say(render_status(list(nodes.values()), now=time.time()))
-
-        say(
-            "\ndemo: closing the current 1-minute bar: each EMA-cross enters with a stop-loss and take-profit"
-        )
-        symbols = {s.config["instrument_id"].split("-")[0] for n in spec.nodes for s in n.strategies or ()}
-        streams = {f"{symbol.lower()}@kline_1m" for symbol in symbols}
-        await poll("every node's live bars subscribed", lambda: _subscribed(admin, streams))
-        await admin.close_bar()
-        await poll(
-            "a position and two protective orders on every account", lambda: _every_account_protected(admin)
-        )
-        await show_venue(admin)
-
-        victim = random.choice(sorted(nodes))
-        pause = random.uniform(1.0, 5.0)
-        say(f"\ndemo: in {pause:.1f}s, kill -9 node {victim} (pid {nodes[victim]['pid']}) at a random moment")
-        await asyncio.sleep(pause)
-        killed_at = time.time()
-        os.kill(nodes[victim]["pid"], signal.SIGKILL)
-        report = await reports.wait(victim, after=killed_at - 1)
-        show_report(report)
-        node = spec.node(victim)
-        await check_invariants(spec, admin, victim, node.trader_id, node.venues[0])
-        say("\n$ fleet status")
-        say(render_status(list((await fleet_nodes(control)).values()), now=time.time()))
-    finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-            await follower
-        await admin.close()
-
-
-async def _all_ready(control: ControlClient) -> dict[str, dict[str, Any]] | None:
-    nodes = await fleet_nodes(control)
+async def _all_ready(daemon: FleetDaemon) -> dict[str, dict[str, Any]] | None:
+    nodes = await daemon.nodes()
     return nodes if nodes and all(n["state"] == "ready" for n in nodes.values()) else None
 
 
@@ -275,46 +191,49 @@ async def main() -> int:
         work = Path(tmp)
         env = demo_env(work)
         spec = load_fleet(EXAMPLE, env)
-        say(f"demo: cleared {await clear_demo_keys(spec)} Redis keys of the demo traders from an earlier run")
-        emulator = await start_emulator(work, env)
-        say(f"demo: venue emulator on port {EMULATOR_PORT} (log {work / 'emulator.log'})")
-        daemon_ready = asyncio.Event()
-
-        def on_notify(fields: dict[str, str], _pid: int) -> None:
-            if fields.get("READY") == "1":
-                daemon_ready.set()
-
-        endpoint = NotifyEndpoint(work / "systemd.sock", on_notify)
-        endpoint.open()
-        log = (work / "fleet.log").open("wb")
-        say(
-            f"demo: fleet run --config {EXAMPLE.relative_to(REPO)} (daemon and node log {work / 'fleet.log'})"
-        )
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "supervisor", "run", "--config", str(EXAMPLE),
-            env={**env, "NOTIFY_SOCKET": str(endpoint.path)}, stderr=log, start_new_session=True,
-        )  # fmt: skip
-        try:
-            await asyncio.wait_for(daemon_ready.wait(), 60)
-            await run_demo(spec, work, env)
-            prefix = topic_prefix(spec)
-            say("\ndemo: the fleet keeps running. In another shell:")
-            say(f"  mosquitto_sub -t '{prefix}/#' -v      # states, recovery reports, events")
-            say(f"  curl -s {spec.metrics.listen}/metrics | grep ^fleet_")
-            # The daemon announces itself; the CLI finds it from the repository without FLEET_SOCKET.
-            say("  .venv/bin/fleet status      # also: fleet logs NODE -f, fleet restart NODE")
-            say("Ctrl-C stops everything.")
-            await daemon.wait()
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            pass
-        finally:
-            for process in (daemon, emulator):
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(process.wait(), 60)
-            endpoint.close()
-            say(f"demo: stopped (daemon exit {daemon.returncode})")
+        cleared = await forget_traders(spec.redis, [n.trader_id for n in spec.nodes], env)
+        say(f"demo: cleared {cleared} Redis keys of the demo traders from an earlier run")
+        async with running_emulator(
+            seed=random.randrange(1, 10_000),
+            accounts=demo_accounts(env),
+            port=EMULATOR_PORT,
+            price_mode="walk",
+            funding="auto",
+            tick_ms=1000,
+            workdir=work,
+        ) as venue:
+            say(f"demo: venue emulator on port {EMULATOR_PORT} (log {venue.log_path})")
+            log = work / "fleet.log"
+            say(f"demo: fleet run --config {EXAMPLE.relative_to(REPO)} (daemon and node log {log})")
+            reports = RecoveryReports(topic_prefix(spec))
+            follower = asyncio.create_task(reports.run(spec.mqtt, env), name="demo.mqtt")
+            paths = resolve_paths(spec, env)
+            daemon = FleetDaemon(
+                config=EXAMPLE,
+                control_socket=paths.control_socket,
+                work=work,
+                env=env,
+                log=work / "fleet.log",
+            )
+            try:
+                await reports.subscribed()
+                await daemon.start()
+                await run_demo(spec, venue, daemon, reports)
+                prefix = topic_prefix(spec)
+                say("\ndemo: the fleet keeps running. In another shell:")
+                say(f"  mosquitto_sub -t '{prefix}/#' -v      # states, recovery reports, events")
+                say(f"  curl -s {spec.metrics.listen}/metrics | grep ^fleet_")
+                # The daemon announces itself; the CLI finds it from the repository without FLEET_SOCKET.
+                say("  .venv/bin/fleet status      # also: fleet logs NODE -f, fleet restart NODE")
+                say("Ctrl-C stops everything.")
+                await daemon.wait()
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                pass
+            finally:
+                code = await daemon.stop()
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
+                say(f"demo: stopped (daemon exit {code})")
     return 0
 
 

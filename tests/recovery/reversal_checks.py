@@ -1,13 +1,19 @@
-"""What a reversing strategy's node must look like after every recovery, judged from the venue (emulator admin
-API) and the cache in Redis: shared by the node-level reversal tests and the kill drill under the daemon."""
+"""Reversing probes: their fleet entry, the venue's view of them, the market the kill drill moves them with,
+and what their node must look like after every recovery (by the product's checks, `recovery.drill`)."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from decimal import Decimal
 from typing import Any
 
+from emulator.admin import AdminClient
 from emulator.testing import EmulatorProcess
-from tests.recovery.cache_reader import read_cache
+from recovery.drill.cache_reader import read_cache
+from recovery.drill.invariants import book_violations
+from recovery.drill.observe import venue_book
+from supervisor.emulated_fleet import bounded_poll
 from tests.recovery.reversing_probe import CONFIG_PATH, PATH
 
 SYMBOL = "ETHUSDT"
@@ -18,6 +24,7 @@ LONG_PX, SHORT_PX, FLAT_PX = "3010.00", "2990.00", "3000.50"
 SIZE = Decimal("0.010")
 TARGETS = {LONG_PX: str(SIZE), SHORT_PX: str(-SIZE), FLAT_PX: "0"}
 PRICE_FOR = {SIZE: LONG_PX, -SIZE: SHORT_PX, Decimal(0): FLAT_PX}
+DEPTHS = (None, SIZE, Decimal("0.005"))  # one trade; close and open apart; four trades for a reversal
 
 
 def reverser_config(**extra: Any) -> dict[str, Any]:
@@ -55,32 +62,34 @@ async def trades_subscribed(venue: EmulatorProcess) -> bool:
 
 
 async def cache_differences(venue: EmulatorProcess, trader_id: str, account: str = "main") -> list[str]:
-    """Where the node's cache differs from the venue: the net position, any order's fills (trade ids and
-    quantities, by client order id; a triggered stop's fills belong to the stop), any fill the venue never
-    made, any client order id the venue accepted twice. Empty: they agree."""
-    problems = []
-    cache = read_cache(trader_id)
-    venue_net = await venue_position(venue, account)
-    if cache.net().get(ETH, Decimal(0)) != venue_net:
-        problems.append(f"net position: cached {cache.net().get(ETH, Decimal(0))}, venue {venue_net}")
-    orders = (await venue.admin.orders(SYMBOL, account=account))["orders"]
-    client_id_of = {o["orderId"]: o["clientOrderId"] for o in orders}
-    venue_fills: dict[str, list[tuple[str, Decimal]]] = {}
-    for trade in await venue.admin.trades(SYMBOL, account=account):
-        venue_fills.setdefault(client_id_of[trade["orderId"]], []).append(
-            (str(trade["id"]), Decimal(trade["qty"]))
-        )
-    for cid, fills in sorted(venue_fills.items()):
-        cached = cache.orders.get(cid)
-        cached_fills = sorted((f.trade_id, f.qty) for f in cached.fills) if cached else None
-        if cached_fills != sorted(fills):
-            problems.append(f"order {cid}: cached fills {cached_fills}, venue {sorted(fills)}")
-    for cid, order in sorted(cache.orders.items()):
-        if order.fills and cid not in venue_fills:
-            problems.append(f"order {cid}: cached fills {order.fills} the venue never made")
-    if cache.synthetic_orders():
-        problems.append(f"invented by reconciliation: {cache.synthetic_orders()}")
-    for cid, record in (await venue.admin.attempts(account=account)).items():
-        if record["accepted"] > 1:
-            problems.append(f"client order id {cid} accepted {record['accepted']} times")
-    return problems
+    """Where the node's cache differs from the venue, by the product's own checks (`fleet drill`'s): the net
+    position, one stop-loss and one take-profit per position and none when flat, every order's fills, nothing
+    invented by reconciliation, no client order id accepted twice. Empty: they agree."""
+    book = await venue_book(venue.admin, account, [SYMBOL])
+    cache = await asyncio.to_thread(read_cache, trader_id)
+    return [f"{v.check}: {v.message}" for v in book_violations(trader_id, [ETH], book, cache)]
+
+
+class ReversalMarket:
+    """The kill drill's market for reversing probes (`fleet drill`'s Market): every step picks a new target
+    position, a depth (one trade, or a sweep through several levels) and prints the target's price, once every
+    probe receives trade prints (a print before a node's subscription reaches the venue is not delivered)."""
+
+    def __init__(self, nodes: int) -> None:
+        self.nodes = nodes
+        self.target = Decimal(0)
+
+    async def prepare(self, admin: AdminClient) -> None:
+        await admin.set_price(SYMBOL, "3000.00")
+
+    async def step(self, admin: AdminClient, rng: random.Random, *, seek_order: bool = False) -> str:
+        self.target = rng.choice([t for t in (SIZE, -SIZE, Decimal(0)) if t != self.target])
+        depth = rng.choice(DEPTHS)
+        await admin.set_depth(SYMBOL, depth)
+
+        async def subscribed() -> bool:
+            return int((await admin.state())["subscribers"].get(TRADES_STREAM, 0)) >= self.nodes
+
+        await bounded_poll("every probe receiving trade prints", subscribed, within=60)
+        await admin.set_price(SYMBOL, PRICE_FOR[self.target])
+        return f"target {self.target} at {PRICE_FOR[self.target]}, depth {depth or 'one level'}"
