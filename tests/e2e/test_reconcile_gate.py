@@ -1,9 +1,10 @@
 """The reconciliation gate under the real daemon (issue 8): three strategy nodes of one rate group (three
-accounts behind one address) killed at once, with a venue budget that fits little more than one recovery per window.
+accounts behind one address) killed at once, with a venue budget that fits little more than one recovery per
+window.
 
-The node holding a position is admitted first, the others wait `queued` (their place on MQTT, no
-ready_timeout kill although the queue outlasts their ready_timeout), every node comes back READY, and the
-venue refused nothing.
+The node holding a position is admitted first, the others wait `queued` (their place on MQTT, no ready_timeout
+kill although the queue outlasts their ready_timeout), every node comes back READY, and the venue refused
+nothing.
 """
 
 from __future__ import annotations
