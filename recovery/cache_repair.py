@@ -2,10 +2,11 @@
 
 nautilus applies a fill in two steps, each written to Redis at once: the order (`cache.update_order`), then
 the position (open, update, or a flip's close and re-open). A node killed between them comes back with the
-order filled and the position as it was before the fill. Reconciliation then finds the order report equal to
-the cache (nothing to apply) and the position off by the fill, and nautilus invents a fill on an EXTERNAL
-order to close the gap (at a made-up price; for a reversal only its closing half, measured on 1.231: the node
-then fails its post-check once).
+order filled and the position as it was before the fill, or with no position at all when the fill opened it (a
+strategy's first order, found by `fleet drill`: every start then failed its post-check). Reconciliation then
+finds the order report equal to the cache (nothing to apply) and the position off by the fill, and nautilus
+invents a fill on an EXTERNAL order to close the gap (at a made-up price; for a reversal only its closing
+half, measured on 1.231: the node then fails its post-check once).
 
 Before nautilus reconciles, the node finds such fills (newer than the position's last applied fill, absent
 from it) and, only when applying them makes every affected instrument's cached net equal to the venue's
@@ -56,14 +57,18 @@ class UnappliedFill:
         return detail
 
 
-def unapplied_fills(orders: Iterable[Any], position_of: Callable[[Any], Any]) -> list[UnappliedFill]:
+def unapplied_fills(
+    orders: Iterable[Any], position_of: Callable[[Any], Any], last_activity: Callable[[Any], int]
+) -> list[UnappliedFill]:
     """Fills recorded on an order after its position's last applied fill, in the order they happened.
 
-    A fill is unapplied when its position exists, does not hold its trade, and the fill is newer than the
-    position's last one (or, for a reversal, when the position holds only its closing half). At the same
-    timestamp (trades of one order share the venue's transaction time) only fills listed after the
-    position's last trade on the same order count, so that the closing trades of a reversal that swept
-    several levels (kept in the previous lifecycle) are not taken for missing ones."""
+    A fill is unapplied when its position does not hold its trade and the fill is newer than the position's
+    last one (or, for a reversal, when the position holds only its closing half). At the same timestamp
+    (trades of one order share the venue's transaction time) only fills listed after the position's last
+    trade on the same order count, so that the closing trades of a reversal that swept several levels (kept
+    in the previous lifecycle) are not taken for missing ones. A fill whose position the cache does not hold
+    at all counts only when it is newer than anything the cache holds of its instrument (`last_activity`,
+    ns): an older one may belong to a closed position the cache purged."""
     found: list[tuple[int, int, UnappliedFill]] = []
     for order in orders:
         fills = [e for e in order.events if isinstance(e, OrderFilled)]
@@ -72,6 +77,8 @@ def unapplied_fills(orders: Iterable[Any], position_of: Callable[[Any], Any]) ->
                 continue
             position = position_of(fill.position_id)
             if position is None:
+                if fill.ts_event > last_activity(fill.instrument_id):
+                    found.append((fill.ts_event, index, UnappliedFill(order=order, fill=fill)))
                 continue
             if fill.trade_id in position.trade_ids:
                 half = _missing_open_half(position, fill)
@@ -122,7 +129,11 @@ def completes_to_venue(
 def repair_positions(engine: Any, cache: Any, venue_net: dict[str, Decimal]) -> list[dict[str, str]]:
     """Apply the unapplied fills through nautilus' engine when they complete the cache to the venue's
     positions; the details of what was applied (empty when nothing was, or when it would not match)."""
-    unapplied = unapplied_fills(cache.orders(), cache.position)
+    latest: dict[str, int] = {}
+    for position in cache.positions():
+        key = str(position.instrument_id)
+        latest[key] = max(latest.get(key, 0), int(position.ts_last))
+    unapplied = unapplied_fills(cache.orders(), cache.position, lambda i: latest.get(str(i), 0))
     if not unapplied:
         return []
     cached_net: dict[str, Decimal] = {}

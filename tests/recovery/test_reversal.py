@@ -321,3 +321,31 @@ async def test_a_kill_between_a_reversals_close_and_reopen_is_repaired_from_the_
     assert (repaired["client_order_id"], repaired["open_half"]) == (reversal["clientOrderId"], str(SIZE))
     assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
     node = await restart_and_check(nodes, venue, node, spec, trader_id)
+
+
+async def test_a_kill_before_a_new_position_was_written_is_repaired_from_the_order(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """A strategy's first order filled, nautilus wrote the order and was killed before it wrote the position
+    the fill opened: the cache holds a filled order and no position at all. nautilus' reconciliation left
+    the position at 0 and every start failed its post-check (found by `fleet drill`, seed 78)."""
+    await venue.admin.set_price(SYMBOL, "3000.00")
+    spec = node_spec(venue, trader_id, [reverser()])
+    node = await start_trading(nodes, venue, spec)
+    await venue.admin.set_price(SYMBOL, SHORT_PX)  # SELL 0.010: the node's first position
+    await wait_settled(node, venue, -SIZE)
+    await kill(venue, node)
+    position_id = "ETHUSDT-PERP.BINANCE-ReversingProbe-001"
+    await redis_client.delete(f"trader-{trader_id}:positions:{position_id}")  # the position write lost
+    async for key in redis_client.scan_iter(match=f"trader-{trader_id}:index:*"):
+        if await redis_client.type(key) == b"set":
+            await redis_client.srem(key, position_id)
+
+    node = await start_trading(nodes, venue, spec)
+    await wait_settled(node, venue, -SIZE)
+    reconciled = node.detail("reconciled")
+    [opening] = [t["id"] for t in await venue.admin.trades(SYMBOL) if t["side"] == "SELL"]
+    assert [r["trade_id"] for r in reconciled["repaired_fills"]] == [str(opening)]
+    assert reconciled.get("actions", []) == []  # nothing invented
+    assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
+    node = await restart_and_check(nodes, venue, node, spec, trader_id)
