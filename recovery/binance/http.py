@@ -2,25 +2,28 @@
 account, positionRisk, symbolConfig, positionSide/dual, listenKey, ...), our reconciliation fetch, warm-up
 klines, protective orders.
 
-nautilus 1.231's `BinanceHttpClient` sends every request through one call, `self._client.request(...)` on
-its Rust `HttpClient`, and returns only the body. That Rust client hands Python only the response headers
-named when it is built, and nautilus names none: neither `X-MBX-USED-WEIGHT-1M` nor even `Retry-After` of a
-429 reaches Python. `FleetBinanceHttpClient` is nautilus' client on a transport of our own: the same Rust
-client with the same local quotas, built with the usage headers named, behind the gate. The gate sees the
-method, the URL and the raw response (status and headers) of every request, signed or not, success or
-error; signing and error mapping stay nautilus'.
+nautilus 1.231's `BinanceHttpClient` sends every request through one call, `self._client.request(...)` on its
+Rust `HttpClient`, and returns only the body. That Rust client hands Python only the response headers named
+when it is built, and nautilus names none: neither `X-MBX-USED-WEIGHT-1M` nor even `Retry-After` of a 429
+reaches Python. `FleetBinanceHttpClient` is nautilus' client on a transport of our own: the same Rust client
+with the same local quotas, built with the usage headers named, behind the gate. The gate sees the method, the
+URL and the raw response (status and headers) of every request, signed or not, success or error; signing and
+error mapping stay nautilus'.
 
 While the node recovers (`RequestGate.recovering`), a request takes a limiter slot with the venue's weight of
 its endpoint (and its order count) unless the task already holds one (our fetch takes its own), and the
-answer's usage headers are reported to the slot. After READY the gate lets requests pass untouched: live
-trading is never held up by the recovery budget (it keeps the rest of the venue's limit), and our fetch still
-paces the re-syncs it makes.
+answer's usage headers are reported to the slot. A signed request takes its slot before it is signed, and its
+timestamp is taken again after the wait: signed and then held for the budget, it would reach the venue older
+than its recvWindow and be refused (-1021; seen in a 20-node reboot storm, bench/reboot_storm.py). After READY
+the gate lets requests pass untouched: live trading is never held up by the recovery budget (it keeps the rest
+of the venue's limit), and our fetch still paces the re-syncs it makes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -75,6 +78,17 @@ class RequestGate:
         """The node is READY: requests no longer wait for the recovery budget."""
         self.recovering = False
 
+    @contextlib.asynccontextmanager
+    async def before_signing(self, method: str, path: str, params: dict[str, str]) -> AsyncIterator[None]:
+        """Hold the slot of a signed request from before it is signed to its answer (the transport then finds
+        it held). Nothing to hold after READY, or inside a slot the task already holds."""
+        if current_ticket() is not None or not self.recovering:
+            yield
+            return
+        orders = request_orders(method, path, params)
+        async with self.limiter.slot(request_weight(method, path, params), orders=orders):
+            yield
+
     async def send(self, method: str, url: str, call: Any) -> Any:
         """Send one request (`call()` returns nautilus' HttpResponse) under the gate."""
         parts = urlsplit(url)
@@ -105,6 +119,10 @@ class RequestGate:
                 self.limiter.update_limits(limits)
 
 
+def method_name(method: Any) -> str:
+    return str(method).rpartition(".")[2].upper()  # the pyo3 enum has no .name: "HttpMethod.GET"
+
+
 class _GatedTransport:
     """Stands in for nautilus' Rust HttpClient inside `BinanceHttpClient`: same `request` signature."""
 
@@ -113,8 +131,9 @@ class _GatedTransport:
         self._gate = gate
 
     async def request(self, method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
-        name = str(method).rpartition(".")[2].upper()  # the pyo3 enum has no .name: "HttpMethod.GET"
-        return await self._gate.send(name, url, lambda: self._inner.request(method, url, *args, **kwargs))
+        return await self._gate.send(
+            method_name(method), url, lambda: self._inner.request(method, url, *args, **kwargs)
+        )
 
 
 # Response headers nautilus' Rust HttpClient hands to Python: only those named when it is built (nautilus
@@ -168,6 +187,20 @@ class FleetBinanceHttpClient(BinanceHttpClient):
             proxy_url=proxy_url,
         )
         self._client = _GatedTransport(transport, gate)  # type: ignore[assignment]  # same request()
+
+    async def sign_request(
+        self,
+        http_method: Any,
+        url_path: str,
+        payload: dict[str, str] | None = None,
+        ratelimiter_keys: list[str] | None = None,
+    ) -> Any:
+        """nautilus' signing, after the wait for the budget, with the timestamp of the moment it is signed."""
+        params = payload if payload is not None else {}
+        async with self.gate.before_signing(method_name(http_method), url_path, params):
+            if "timestamp" in params:
+                params["timestamp"] = str(self._clock.timestamp_ms())
+            return await super().sign_request(http_method, url_path, params, ratelimiter_keys)
 
 
 def gated_http_client(

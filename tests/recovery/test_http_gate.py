@@ -4,6 +4,7 @@ limiter, exchangeInfo's limits are learnt, a 429 carries its Retry-After, and af
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -159,3 +160,29 @@ async def test_orders_count_and_nothing_waits_after_ready(
     await account.query_futures_account_info(recv_window="5000")
     assert recorder.slots == [(30, 0)]  # positionSide/dual while recovering; nothing after READY
     assert gate.requests == 1
+
+
+@dataclass
+class SlowLimiter(RecordingLimiter):
+    """Every slot waits this long for the budget first (as a node does while its group's window is spent)."""
+
+    delay_s: float = 1.5
+
+    @asynccontextmanager
+    async def _slot(self, weight: int, orders: int) -> AsyncIterator[Ticket]:
+        await asyncio.sleep(self.delay_s)
+        async with super()._slot(weight, orders) as ticket:
+            yield ticket
+
+
+async def test_a_signed_request_waits_for_the_budget_before_it_is_signed(venue: EmulatorProcess) -> None:
+    """Signed, then held for the budget, a request reached the venue older than its recvWindow (-1021): it is
+    now signed after the wait, with the timestamp of that moment."""
+    slow = SlowLimiter()
+    account, _ = _apis(venue, RequestGate(slow))
+    await venue.admin.set_ratelimit(reset=True)
+    info = await account.query_futures_account_info(recv_window="1000")  # held 1.5 s, valid for 1 s
+    assert info.assets
+    assert slow.slots == [(5, 0)]  # one slot, taken before signing; the transport found it held
+    [entry] = [e for e in await venue.admin.requests() if e["path"] == "/fapi/v2/account"]
+    assert entry["status"] == 200
