@@ -30,6 +30,7 @@ from recovery.ratelimit import (
     Ticket,
     VenueLimits,
     VenueUsage,
+    WaitTime,
     holding,
 )
 from supervisor import rate_budget
@@ -118,7 +119,7 @@ class FleetRequestLimiter:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._in_flight_weight = 0
-        self.waited_s = 0.0
+        self._waits = WaitTime(self._clock)
         self.requests = 0
         self.local_requests = 0  # admitted by the local fallback
 
@@ -215,8 +216,11 @@ class FleetRequestLimiter:
             await self._wait(delay)
 
     async def _wait(self, seconds: float) -> None:
-        self.waited_s += seconds
-        await self._clock.sleep(seconds)
+        await self._waits.sleep(seconds)
+
+    @property
+    def waited_s(self) -> float:
+        return self._waits.seconds
 
     async def _acquire(self, weight: int, orders: int) -> tuple[bool, int, int, int]:
         if not self._limits_known and not self._limits_looked_up:

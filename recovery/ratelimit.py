@@ -244,6 +244,35 @@ def holding(ticket: Ticket) -> Any:
         _CURRENT.reset(token)
 
 
+class WaitTime:
+    """Seconds spent waiting for the budget, a wait in progress included as far as it has gone. A recovery
+    step whose bound ran out while a request waited gets back the time waited within the step (a total that
+    counted a wait in full when it began made a step that began during it see none, and fail)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._done = 0.0
+        self._current: tuple[float, float] | None = None  # (monotonic start, planned seconds)
+
+    @property
+    def seconds(self) -> float:
+        if self._current is None:
+            return self._done
+        started, planned = self._current
+        return self._done + min(planned, max(0.0, self._clock.monotonic() - started))
+
+    async def sleep(self, seconds: float) -> None:
+        started = self._clock.monotonic()
+        self._current = (started, seconds)
+        completed = False
+        try:
+            await self._clock.sleep(seconds)
+            completed = True
+        finally:
+            self._done += seconds if completed else min(seconds, self._clock.monotonic() - started)
+            self._current = None
+
+
 class _Meter:
     """Spending within a sliding window against a budget."""
 
@@ -324,8 +353,12 @@ class LocalRequestLimiter:
         self.update_limits(self.limits)
         self.in_flight = 0
         self.peak_in_flight = 0
-        self.waited_s = 0.0
+        self._waits = WaitTime(self._clock)
         self.requests = 0
+
+    @property
+    def waited_s(self) -> float:
+        return self._waits.seconds
 
     @property
     def budget(self) -> int:
@@ -410,8 +443,7 @@ class LocalRequestLimiter:
                 self.budget,
                 delay,
             )
-            self.waited_s += delay
-            await self._clock.sleep(delay)
+            await self._waits.sleep(delay)
 
     def _venue_window_now(self) -> int:
         return math.floor(self._clock.time() / self.limits.window_s)

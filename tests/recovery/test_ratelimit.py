@@ -48,6 +48,24 @@ async def test_weight_budget_waits_for_the_window_to_free_up() -> None:
     assert limiter.used == 10 and limiter.waited_s == pytest.approx(60.0)
 
 
+async def test_a_wait_in_progress_counts_as_far_as_it_has_gone() -> None:
+    """A recovery step that begins while a request already waits (bench/reboot_storm.py: the reconcile step
+    began just after its first request started a 59 s wait) must see the time waited within it, or its bound
+    runs out uncounted and the recovery fails."""
+    clock = FakeClock()
+    limiter = LocalRequestLimiter(weight_per_minute=10, share=1.0, clock=clock)
+    async with limiter.slot(10):
+        pass
+    waiting = asyncio.create_task(_one(limiter, 10))
+    await asyncio.sleep(0)
+    step_began = limiter.waited_s  # the step reads the total after the wait began
+    clock.advance(30)
+    assert limiter.waited_s - step_began == pytest.approx(30.0)
+    clock.advance(31)
+    await asyncio.wait_for(waiting, 1)
+    assert limiter.waited_s == pytest.approx(60.0)  # the wait as planned, not beyond
+
+
 async def test_a_request_heavier_than_the_budget_is_capped_not_stuck() -> None:
     limiter = LocalRequestLimiter(weight_per_minute=10, share=1.0, clock=FakeClock())
     await asyncio.wait_for(_one(limiter, 40), 1)
