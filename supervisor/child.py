@@ -171,9 +171,9 @@ class NodeProcess(SupervisedProcess):
         output = OutputReader(on_line)
         try:
             spawned = time.monotonic_ns()
-            # In a thread: the fork and exec of a large daemon take milliseconds the loop need not wait for.
-            popen = await asyncio.to_thread(
-                subprocess.Popen,
+            # On the loop, as asyncio's own subprocess_exec does (vfork + exec: under a millisecond). Not in a
+            # thread: a cancellation while the thread forks would leave a node that nobody supervises.
+            popen = subprocess.Popen(  # noqa: ASYNC220
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=pipes[0].child_fd,

@@ -120,8 +120,21 @@ async def test_a_killed_daemon_is_replaced_without_touching_its_nodes(first: Dae
 async def test_nodes_gone_during_the_gap_are_recovered_and_a_reused_pid_is_left_alone(
     first: DaemonUnderTest,
 ) -> None:
+    """Also READY tracking across the gap: c says READY=1 during the gap or after the adoption, d never does
+    and is killed at its ready_timeout, counted from its spawn under the first daemon."""
+    nodes_yaml = [
+        node_yaml("a"),
+        node_yaml("b"),
+        node_yaml("c", "--ready-after", "1.5"),
+        node_yaml("d", "--no-ready", extra="ready_timeout: 3s\n"),
+    ]
+    first.config.write_text(fleet_yaml(first.base, nodes_yaml))
     await first.start()
-    before = await first.wait_nodes(_all_ready)
+    before = await first.wait_nodes(
+        lambda n: (
+            all(n[k]["state"] == "ready" for k in "ab") and all(n[k]["state"] == "recovering" for k in "cd")
+        )
+    )
     await _kill_daemon(first)
     os.kill(before["a"]["pid"], signal.SIGKILL)
     # b's pid is "reused" by an unrelated process: its pidfile names a live pid with another start time.
@@ -134,7 +147,12 @@ async def test_nodes_gone_during_the_gap_are_recovered_and_a_reused_pid_is_left_
 
         second = await _successor(first)
         try:
-            nodes = await second.wait_nodes(_all_ready)
+            nodes = await second.wait_nodes(
+                lambda n: all(n[k]["state"] == "ready" for k in "abc") and n["d"]["restarts"] >= 1
+            )
+            assert (nodes["c"]["pid"], nodes["c"]["restarts"]) == (before["c"]["pid"], 0)
+            assert nodes["d"]["last_exit"]["reason"] == "ready_timeout"
+            assert nodes["d"]["pid"] != before["d"]["pid"]
             for name in ("a", "b"):
                 assert nodes[name]["restarts"] == 1
                 assert nodes[name]["last_exit"]["reason"] == "signal"
