@@ -37,6 +37,7 @@ from supervisor.rate_budget import host_egress
 from supervisor.reconcile_gate import NodeGate, ReconcileGate
 from supervisor.redis_client import RedisOwner
 from supervisor.reload import ReloadPlan, plan_reload, watch_file
+from supervisor.state_lock import StateDirBusy, StateLock
 from supervisor.states import NodeState
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,18 @@ class Daemon:
     async def run(self, shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> int:
         """Run until the trigger completes or a SIGTERM/SIGINT arrives; returns the exit code."""
         self._prepare_dirs()
+        lock = StateLock(self.paths.state_dir)
+        try:
+            lock.acquire()
+        except StateDirBusy as exc:
+            log.critical("cannot start: %s", exc)
+            return 1
+        try:
+            return await self._run_locked(shutdown_trigger)
+        finally:
+            lock.release()
+
+    async def _run_locked(self, shutdown_trigger: Callable[[], Awaitable[None]] | None) -> int:
         self._log_writer.start()
         await self._take_over_leftovers()
         control = ControlServer(path=self.paths.control_socket, mode=self.spec.control.mode, fleet=self)

@@ -171,6 +171,15 @@ async def test_sigusr2_detaches_for_an_upgrade_and_sigterm_still_stops_adopted_n
 ) -> None:
     await first.start()
     before = await first.wait_nodes(_all_ready)
+    # A second daemon on the same state dir while the first runs would fight it for the nodes: refused.
+    intruder = DaemonUnderTest(first.base, first.config)
+    try:
+        await intruder.start(wait_ready=False)
+        assert await intruder.wait_exit(timeout=10) == 1
+        assert any("another supervisor" in line for line in intruder.output)
+    finally:
+        await intruder.close()
+    assert {k: n["pid"] for k, n in (await first.nodes()).items()} == {k: n["pid"] for k, n in before.items()}
     await first.signal(signal.SIGUSR2)
     assert await first.wait_exit(timeout=10) == EXIT_DETACHED
     assert all(_alive(n["pid"]) for n in before.values())
