@@ -3,7 +3,7 @@
     .venv/bin/python bench/detect_restart.py [--kills 50]
 
 For each of >= 50 `kill -9` of a trivial node (bench/trivial_node.py) it measures
-- detection: kill -> the supervisor saw the exit (ours: the `detected` phase, taken in `process_exited`;
+- detection: kill -> the supervisor saw the exit (ours: the `detected` phase, when the pidfd turns readable;
   supervisord: an event listener's receipt of PROCESS_STATE_EXITED, i.e. supervisord saw it plus dispatch);
 - kill -> new process READY: kill -> the new node process reports itself started (CLOCK_MONOTONIC, one host).
 supervisord is installed from PyPI into a temporary venv of its own (its import name is also `supervisor`).

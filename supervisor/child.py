@@ -1,8 +1,10 @@
 """One node process: spawn it in its own process group, capture its output, notice its exit at once.
 
-The exit is taken from the subprocess protocol's `process_exited` (backed by a pidfd on Linux), not from the
-pipes closing: `Process.wait()` in Python 3.12 returns only after the pipes close, and a grandchild that holds
-stdout open would delay detection for as long as it lives.
+The exit is taken from a pidfd, not from the pipes closing: a grandchild that holds stdout open would
+otherwise delay detection for as long as it lives.
+
+The output pipes are the kind that outlive the daemon (`supervisor.output_pipe`), so that a later daemon can
+adopt the node (`supervisor.adopt.AdoptedProcess`, the same interface for a process that is not our child).
 """
 
 from __future__ import annotations
@@ -12,144 +14,33 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from supervisor.output_pipe import LineHandler, OutputReader, open_child_pipe
 
 log = logging.getLogger(__name__)
 
-# Longer lines are passed on in pieces of this size, so a node that never writes a newline cannot make the
-# supervisor buffer without bound (and the child never blocks on a full pipe: we always read).
-MAX_LINE_BYTES = 64 * 1024
 # How long to keep reading a dead node's pipes for its last words before closing them.
 PIPE_DRAIN_SECONDS = 0.5
 
-LineHandler = Callable[[str, str], None]  # (stream name, line)
 
+class SupervisedProcess:
+    """What a node's runner needs of its process, whether spawned by this daemon or adopted from another."""
 
-class _ChildProtocol(asyncio.SubprocessProtocol):
-    def __init__(self, on_line: LineHandler, exited: asyncio.Future[int]) -> None:
-        self._on_line = on_line
-        self._exited = exited
-        self._buffers: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-        self.pipes_closed = asyncio.Event()
-        self._open_pipes = {1, 2}
-        self.transport: asyncio.SubprocessTransport | None = None
-        self.exit_mono_ns: int | None = None
+    pid: int
+    pgid: int
+    start_time: int | None
+    spawned_mono_ns: int
+    # The exit code (negative: the signal), or None when it cannot be known (a process that is not our child).
+    exited: asyncio.Future[int | None]
+    output_inodes: tuple[int, int]
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        buf = self._buffers[fd]
-        buf += data
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                if len(buf) >= MAX_LINE_BYTES:
-                    self._emit(fd, bytes(buf[:MAX_LINE_BYTES]))
-                    del buf[:MAX_LINE_BYTES]
-                    continue
-                return
-            if nl > MAX_LINE_BYTES:
-                self._emit(fd, bytes(buf[:MAX_LINE_BYTES]))
-                del buf[:MAX_LINE_BYTES]
-                continue
-            self._emit(fd, bytes(buf[:nl]))
-            del buf[: nl + 1]
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        buf = self._buffers.get(fd)
-        if buf:
-            self._emit(fd, bytes(buf))
-            buf.clear()
-        self._open_pipes.discard(fd)
-        if not self._open_pipes:
-            self.pipes_closed.set()
-
-    def process_exited(self) -> None:
-        if self.exit_mono_ns is None:
-            self.exit_mono_ns = time.monotonic_ns()
-        assert self.transport is not None
-        code = self.transport.get_returncode()
-        if not self._exited.done():
-            self._exited.set_result(code if code is not None else -1)
-
-    def _emit(self, fd: int, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
-        try:
-            self._on_line("stdout" if fd == 1 else "stderr", line)
-        except Exception:
-            log.exception("output handler failed")
-
-
-class NodeProcess:
-    """A running (or finished) child. Created by `spawn`; one owner (the node's runner)."""
-
-    def __init__(
-        self,
-        transport: asyncio.SubprocessTransport,
-        protocol: _ChildProtocol,
-        exited: asyncio.Future[int],
-        spawned_mono_ns: int,
-    ) -> None:
-        self._transport = transport
-        self._protocol = protocol
-        pid = transport.get_pid()
-        self.pid: int = pid
-        # start_new_session=True made it the leader of a new session and process group.
-        self.pgid: int = pid
-        self.start_time = process_start_time(pid)
-        # Taken before the fork, so it precedes anything the child can report.
-        self.spawned_mono_ns = spawned_mono_ns
-        self.exited = exited
-        self._pidfd = self._watch_pidfd(pid)
-
-    def _watch_pidfd(self, pid: int) -> int | None:
-        """Timestamp the exit in the first loop iteration after it: asyncio's own child watcher hands it on
-        through two more callbacks before `process_exited` runs."""
-        try:
-            fd = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            return None
-        asyncio.get_running_loop().add_reader(fd, self._on_pidfd_readable)
-        return fd
-
-    def _on_pidfd_readable(self) -> None:
-        if self._protocol.exit_mono_ns is None:
-            self._protocol.exit_mono_ns = time.monotonic_ns()
-        self._close_pidfd()
-
-    def _close_pidfd(self) -> None:
-        if self._pidfd is not None:
-            asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-
-    @classmethod
-    async def spawn(
-        cls,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str],
-        cwd: str | Path | None,
-        on_line: LineHandler,
-    ) -> NodeProcess:
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[int] = loop.create_future()
-        spawned = time.monotonic_ns()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ChildProtocol(on_line, exited),
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
-        return cls(transport, protocol, exited, spawned)
+    def __init__(self, output: OutputReader) -> None:
+        self._output = output
+        self._exit_mono_ns: int | None = None
 
     @property
     def returncode(self) -> int | None:
@@ -158,7 +49,7 @@ class NodeProcess:
     @property
     def exit_mono_ns(self) -> int | None:
         """CLOCK_MONOTONIC when the exit was seen."""
-        return self._protocol.exit_mono_ns
+        return self._exit_mono_ns
 
     def signal_group(self, sig: int) -> bool:
         """Signal the whole process group (wrappers like `sh -c` pass nothing on). False if it is gone."""
@@ -171,7 +62,7 @@ class NodeProcess:
             return False
         return True
 
-    async def stop(self, sig: int, grace: float, *, name: str) -> int:
+    async def stop(self, sig: int, grace: float, *, name: str) -> int | None:
         """Stop signal, wait `grace`, then SIGKILL; logs each step. Returns the exit code."""
         if self.exited.done():
             return self.exited.result()
@@ -209,11 +100,98 @@ class NodeProcess:
         grandchild holding the pipes delays nothing but this."""
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._protocol.pipes_closed.wait(), PIPE_DRAIN_SECONDS)
+                await asyncio.wait_for(self._output.wait_closed(), PIPE_DRAIN_SECONDS)
         finally:
             # A grandchild in another process group may still hold the pipes: stop reading them anyway.
-            self._transport.close()
-            self._close_pidfd()
+            self._output.close()
+            self._release()
+
+    def _release(self) -> None:
+        """Whatever else the process holds (a transport, a pidfd)."""
+
+
+class NodeProcess(SupervisedProcess):
+    """A running (or finished) child. Created by `spawn`; one owner (the node's runner).
+
+    Spawned with `subprocess.Popen`, not asyncio's subprocess transport: the transport kills a running child
+    when it is closed (as the loop shuts down), and a daemon that detaches for an upgrade must leave its nodes
+    running. The exit is seen through a pidfd and reaped with `Popen.poll()` (which gives the exit status).
+    """
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        spawned_mono_ns: int,
+        output: OutputReader,
+        inodes: tuple[int, int],
+    ) -> None:
+        super().__init__(output)
+        self._popen = popen
+        self.pid = popen.pid
+        # start_new_session=True made it the leader of a new session and process group.
+        self.pgid = popen.pid
+        self.start_time = process_start_time(popen.pid)
+        # Taken before the fork, so it precedes anything the child can report.
+        self.spawned_mono_ns = spawned_mono_ns
+        self.output_inodes = inodes
+        loop = asyncio.get_running_loop()
+        self.exited = loop.create_future()
+        self._pidfd: int | None = os.pidfd_open(popen.pid)
+        loop.add_reader(self._pidfd, self._on_exit)
+
+    def _on_exit(self) -> None:
+        if self._exit_mono_ns is None:
+            self._exit_mono_ns = time.monotonic_ns()
+        code = self._popen.poll()
+        if code is None:
+            return  # not reaped yet (cannot happen once the pidfd is readable; try again if it does)
+        self._close_pidfd()
+        if not self.exited.done():
+            self.exited.set_result(code)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def _release(self) -> None:
+        self._close_pidfd()
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | Path | None,
+        on_line: LineHandler,
+    ) -> NodeProcess:
+        pipes = [open_child_pipe(), open_child_pipe()]
+        output = OutputReader(on_line)
+        try:
+            spawned = time.monotonic_ns()
+            # On the loop, as asyncio's own subprocess_exec does (vfork + exec: under a millisecond). Not in a
+            # thread: a cancellation while the thread forks would leave a node that nobody supervises.
+            popen = subprocess.Popen(  # noqa: ASYNC220
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=pipes[0].child_fd,
+                stderr=pipes[1].child_fd,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except BaseException:
+            for pipe in pipes:
+                os.close(pipe.read_fd)
+            raise
+        finally:
+            for pipe in pipes:
+                os.close(pipe.child_fd)
+        for fd_no, pipe in zip((1, 2), pipes, strict=True):
+            await output.attach(fd_no, pipe.read_fd)
+        return cls(popen, spawned, output, (pipes[0].inode, pipes[1].inode))
 
 
 def process_start_time(pid: int) -> int | None:

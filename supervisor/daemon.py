@@ -3,6 +3,8 @@
 Structure (hypercorn-style): the shutdown trigger is an injectable awaitable, services run in one task group,
 signal handlers only record what arrived and the loop acts on it. On SIGTERM/SIGINT every node is stopped in
 parallel within its grace and `run()` returns 0; a second SIGINT escalates to SIGKILL. SIGHUP reloads.
+SIGUSR2 detaches for an upgrade: the daemon exits (EXIT_DETACHED) and leaves its nodes running, for the next
+daemon to adopt (supervisor.adopt), as it adopts the nodes of a daemon that was killed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from supervisor import pidfile
+from supervisor import adopt, node_history, pidfile
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import ConfigError, ResolvedPaths, load_fleet, resolve_paths
 from supervisor.config.builtins import to_builtins
@@ -35,6 +37,7 @@ from supervisor.rate_budget import host_egress
 from supervisor.reconcile_gate import NodeGate, ReconcileGate
 from supervisor.redis_client import RedisOwner
 from supervisor.reload import ReloadPlan, plan_reload, watch_file
+from supervisor.state_lock import StateDirBusy, StateLock
 from supervisor.states import NodeState
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 NODE_ENTRY_MODULE = "recovery.node"
 # After the file watch failed (its directory removed, say), watch again after this long.
 WATCH_RETRY_S = 5.0
+# The exit status after SIGUSR2 (EX_TEMPFAIL): not 0, so that systemd's Restart=on-failure starts the
+# successor.
+EXIT_DETACHED = 75
 
 
 class Daemon:
@@ -75,6 +81,9 @@ class Daemon:
         self._last_reload: ReloadOutcome | None = None
         self._ready_sent = False
         self._exit_code = 0
+        self._detaching = False
+        self._adoptions: dict[str, adopt.Adoption] = {}
+        self._adoption_outputs: dict[str, NodeOutput] = {}
         self._node_group: asyncio.TaskGroup | None = None
         self._redis = RedisOwner(spec.redis, self._environ)
         # Created on first use (a fleet of `command:` nodes never touches Redis).
@@ -116,8 +125,20 @@ class Daemon:
     async def run(self, shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> int:
         """Run until the trigger completes or a SIGTERM/SIGINT arrives; returns the exit code."""
         self._prepare_dirs()
-        await self._stop_leftovers()
+        lock = StateLock(self.paths.state_dir)
+        try:
+            lock.acquire()
+        except StateDirBusy as exc:
+            log.critical("cannot start: %s", exc)
+            return 1
+        try:
+            return await self._run_locked(shutdown_trigger)
+        finally:
+            lock.release()
+
+    async def _run_locked(self, shutdown_trigger: Callable[[], Awaitable[None]] | None) -> int:
         self._log_writer.start()
+        await self._take_over_leftovers()
         control = ControlServer(path=self.paths.control_socket, mode=self.spec.control.mode, fleet=self)
         await control.start()
         announcer = Announcer(
@@ -156,7 +177,10 @@ class Daemon:
                 self._systemd.ready(status=self.summary())
                 self._ready_sent = True
                 await self._shutdown.wait()
-                await self._stop_everything()
+                if self._detaching:
+                    await self._detach_everything()
+                else:
+                    await self._stop_everything()
                 # Leaving the group with an exception cancels (and awaits) every remaining service task.
                 raise _Shutdown
         except* _Shutdown:
@@ -219,21 +243,39 @@ class Daemon:
         for directory in (self.paths.runtime_dir, self.paths.state_dir, self.paths.log_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    async def _stop_leftovers(self) -> None:
-        """Nodes an earlier daemon left running are stopped before any new node starts."""
-        leftovers = []
-        for path, record in pidfile.read_all(self.paths.pidfile("x").parent):
-            if record is not None and pidfile.is_alive(record):
-                node = next((n for n in self.spec.nodes if n.name == record.node), None)
-                sig = signal.Signals[node.stop.signal] if node else signal.SIGTERM
-                grace = node.stop.grace if node else self.spec.defaults.stop.grace
-                leftovers.append(pidfile.stop_leftover(record, sig=sig, grace=grace))
-            pidfile.remove(path)
-        if leftovers:
-            await asyncio.gather(*leftovers)
+    async def _take_over_leftovers(self) -> None:
+        """Nodes an earlier daemon left are adopted (or recovered, if they died meanwhile); those that cannot
+        be adopted are stopped before any new node starts."""
+        outputs: dict[str, NodeOutput] = {}
+
+        def output_for(name: str) -> Callable[[str, str], None]:
+            outputs[name] = self._node_output(name)
+            return outputs[name].line
+
+        async def stop(record: pidfile.PidRecord) -> None:
+            node = next((n for n in self.spec.nodes if n.name == record.node), None)
+            sig = signal.Signals[node.stop.signal] if node else signal.SIGTERM
+            grace = node.stop.grace if node else self.spec.defaults.stop.grace
+            await pidfile.stop_leftover(record, sig=sig, grace=grace)
+
+        self._adoption_outputs = outputs
+        self._adoptions = await adopt.take_over(
+            self.paths.pidfile("x").parent,
+            digests={n.name: self._digest(n) for n in self.spec.nodes if n.enabled},
+            output_for=output_for,
+            stop_leftover=stop,
+        )
 
     def _add_node(self, node: NodeSpec) -> None:
-        self._launch(self._make_runner(node))
+        """A node of the fleet at startup: carries on the history and the process an earlier daemon left."""
+        runner = self._make_runner(node, output=self._adoption_outputs.pop(node.name, None))
+        history = node_history.load(self._history_file(node.name))
+        if history is not None:
+            runner.restore_history(history)
+        adoption = self._adoptions.pop(node.name, None)
+        if adoption is not None:
+            runner.take_over(adoption)
+        self._launch(runner)
 
     def _launch(self, runner: NodeRunner) -> None:
         assert self._node_group is not None
@@ -242,21 +284,29 @@ class Daemon:
             self._guard(runner), name=f"node[{runner.name}]"
         )
 
-    def _make_runner(self, node: NodeSpec) -> NodeRunner:
+    def _make_runner(self, node: NodeSpec, *, output: NodeOutput | None = None) -> NodeRunner:
         return NodeRunner(
             spec=node,
             argv=self._argv(node),
             env=self._node_env(node),
             paths=self._node_paths(node),
             spec_payload=self._spec_payload,
-            output=NodeOutput(
-                node=node.name, path=self.paths.log_dir / f"{node.name}.log", writer=self._log_writer
-            ),
+            output=output or self._node_output(node.name),
             observer=self,
             clock=self._clock,
             before_start=self._compact_cache if node.strategies is not None else None,
             gate=self._node_gate if node.strategies is not None else None,
+            digest=self._digest(node),
         )
+
+    def _node_output(self, name: str) -> NodeOutput:
+        return NodeOutput(node=name, path=self.paths.log_dir / f"{name}.log", writer=self._log_writer)
+
+    def _digest(self, node: NodeSpec) -> str:
+        return adopt.process_digest(self.spec, node, self._argv(node))
+
+    def _history_file(self, name: str) -> Path:
+        return self.paths.state_dir / "history" / f"{name}.json"
 
     async def _guard(self, runner: NodeRunner) -> None:
         """A bug in one runner must not take the others down with SIGKILL: stop the fleet gracefully and
@@ -319,6 +369,7 @@ class Daemon:
             pidfile=self.paths.pidfile(node.name),
             spec_file=self.paths.runtime_dir / "specs" / f"{node.name}.json",
             log_file=self.paths.node_log(node.name),
+            history_file=self._history_file(node.name),
         )
 
     def _spec_payload(self, node: NodeSpec) -> dict[str, Any]:
@@ -447,6 +498,17 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def _detach_everything(self) -> None:
+        """Leave every node running, with its pidfile and history, for the next daemon to adopt."""
+        log.warning("detaching: %d nodes keep running for the next supervisor to adopt", len(self._runners))
+        for runner in self._runners.values():
+            runner.detach()
+        for task in self._tasks.values():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._exit_code = EXIT_DETACHED
+
     async def _escalation_loop(self) -> None:
         await self._escalate.wait()
         log.warning("second interrupt: killing every node now")
@@ -459,6 +521,7 @@ class Daemon:
             signal.SIGTERM: self._handle_term,
             signal.SIGINT: self._handle_int,
             signal.SIGHUP: self._handle_hup,
+            signal.SIGUSR2: self._handle_usr2,
         }
         for sig, handler in handlers.items():
             loop.add_signal_handler(sig, handler)
@@ -478,6 +541,13 @@ class Daemon:
             self._escalate.set()
             return
         log.info("SIGINT: stopping the fleet (interrupt again to kill every node at once)")
+        self._shutdown.set()
+
+    def _handle_usr2(self) -> None:
+        if self._shutdown.is_set():
+            return  # already stopping the nodes: too late to leave them
+        log.info("SIGUSR2: detaching, the nodes keep running (upgrade)")
+        self._detaching = True
         self._shutdown.set()
 
     def _handle_hup(self) -> None:

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor import notify, pidfile
-from supervisor.child import NodeProcess
+from supervisor import node_history, notify, pidfile
+from supervisor.adopt import LOST_DETAIL, UNKNOWN_EXIT_DETAIL, Adoption
+from supervisor.child import NodeProcess, SupervisedProcess
 from supervisor.clock import Clock
 from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
@@ -54,13 +55,15 @@ class NodePaths:
     pidfile: Path
     spec_file: Path
     log_file: Path
+    # Restart counts and last recovery, kept for a daemon that takes over (supervisor.node_history).
+    history_file: Path | None = None
 
 
 @dataclass
 class _Run:
     """What belongs to one spawned process."""
 
-    process: NodeProcess
+    process: SupervisedProcess
     main_pid: int
     tracker: RecoveryTracker
     ready_deadline: float  # loop time
@@ -89,8 +92,12 @@ class NodeRunner:
         clock: Clock,
         before_start: BeforeStart | None = None,
         gate: NodeGate | None = None,
+        digest: str = "",
     ) -> None:
         self.spec = spec
+        # Of how its process is started (supervisor.adopt.process_digest): recorded so a later daemon can
+        # tell whether it may adopt the process.
+        self._digest = digest
         self._before_start = before_start
         self._gate = gate
         self._argv = argv
@@ -124,6 +131,8 @@ class NodeRunner:
         self.rejected_notify = 0
         self._drains: set[asyncio.Task[None]] = set()
         self._early_notify: list[tuple[dict[str, str], int]] = []
+        self._adoption: Adoption | None = None
+        self._detached = False
 
     # ---- public commands (called on the loop by the daemon and the control socket) -------------------
 
@@ -178,6 +187,22 @@ class NodeRunner:
             self._quarantine_reason = ""
             self._history = self._history.reset()
 
+    def take_over(self, adoption: Adoption) -> None:
+        """Before `run`: supervise a process an earlier daemon left (or recover it if it died meanwhile)."""
+        self._adoption = adoption
+
+    def restore_history(self, history: node_history.NodeHistory) -> None:
+        """Before `run`: carry on the counts of an earlier daemon."""
+        self._restarts = history.restarts
+        self._starts = history.starts
+        self._last_exit = history.last_exit
+        self._last_recovery_ms = history.last_recovery_ms
+
+    def detach(self) -> None:
+        """The daemon is leaving for a successor (an upgrade): when this runner's task is cancelled, leave the
+        process running and its pidfile in place."""
+        self._detached = True
+
     def update(self, spec: NodeSpec) -> None:
         """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
         self.spec = spec
@@ -210,12 +235,15 @@ class NodeRunner:
         node kills it outright."""
         self._endpoint.open()
         try:
+            if self._adoption is not None:
+                adoption, self._adoption = self._adoption, None
+                await self._resume(adoption)
             while True:
                 await self._wait_until_wanted()
                 await self._run_once()
         finally:
             run = self._run
-            if run is not None and not run.process.exited.done():
+            if run is not None and not run.process.exited.done() and not self._detached:
                 run.process.kill()
             for drain in list(self._drains):
                 drain.cancel()
@@ -233,6 +261,66 @@ class NodeRunner:
             self._stopped.set()
             self._wake.clear()
             await self._wake.wait()
+
+    async def _resume(self, adoption: Adoption) -> None:
+        """Take over from an earlier daemon: supervise its running process from where it stood, or recover a
+        node that died while no supervisor ran."""
+        record = adoption.record
+        if adoption.process is None:
+            mono, epoch = time.monotonic_ns(), time.time_ns()
+            self._last_exit = ExitInfo(reason=ExitReason.SIGNAL, at=epoch / 1e9, detail=LOST_DETAIL)
+            self._detected = (mono, epoch, str(ExitReason.SIGNAL))
+            self._restarts += 1
+            self._publish_phase(
+                PhaseMark(name=DETECTED, epoch_ns=epoch, mono_ns=mono, ms_since_detection=0.0)
+            )
+            self._observer.node_exited(self.status(), self._last_exit, True)
+            self._save_history()
+            return
+        self._stopped.clear()
+        process = adoption.process
+        loop = asyncio.get_running_loop()
+        age = max(0.0, (time.monotonic_ns() - process.spawned_mono_ns) / 1e9)
+        tracker = RecoveryTracker(
+            node=self.name,
+            trader_id=self.spec.trader_id,
+            venues=tuple(self.spec.venues),
+            attempt=max(self._starts, 1),
+            reason=record.recovery_reason,
+            detected_mono_ns=record.detected_mono_ns,
+            detected_epoch_ns=record.detected_epoch_ns,
+        )
+        run = _Run(
+            process=process,
+            main_pid=record.main_pid or process.pid,
+            tracker=tracker,
+            ready_deadline=loop.time() + self.spec.ready_timeout - age,
+        )
+        self._status_text = record.status_text
+        self._run = run
+        self._transition(NodeState.STARTING)
+        self._transition(NodeState.RECOVERING)
+        if record.ready_epoch is not None:
+            # Its recovery was reported by the daemon that saw it; READY is resumed, not reported again.
+            tracker.finished = True
+            run.ready_at = self._clock.monotonic() - max(0.0, self._clock.time() - record.ready_epoch)
+            self._transition(NodeState.READY)
+        elif self.spec.readiness.mode == "running":
+            run.ready_when_running = loop.time() + self.spec.readiness.after - age
+        if record.watchdog_armed or record.ready_epoch is not None:
+            # Its next ping is due within one timeout from now: a node that has stopped pinging is hung.
+            self._arm_watchdog(run)
+        self._write_pidfile(run)
+        log.info(
+            "node %s: supervising adopted pid %s (%s)",
+            self.name,
+            process.pid,
+            self.state,
+            extra={"node": self.name},
+        )
+        await self._supervise(run)
+        ran_for = self._clock.monotonic() - run.ready_at if run.ready_at is not None else 0.0
+        await self._after_exit(run, ran_for=ran_for)
 
     async def _run_once(self) -> None:
         self._stopped.clear()
@@ -276,8 +364,8 @@ class NodeRunner:
         if self.spec.readiness.mode == "running":
             run.ready_when_running = loop.time() + self.spec.readiness.after
         self._run = run
-        self._write_pidfile(run)
         self._publish_phase(tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns()))
+        self._write_pidfile(run)
         self._transition(NodeState.RECOVERING)
         early, self._early_notify = self._early_notify, []
         for fields, sender in early:
@@ -454,6 +542,7 @@ class NodeRunner:
             self._detected = None
             self._transition(NodeState.STOPPED)
             self._observer.node_exited(self.status(), exit_info, False)
+            self._forget_history()
             return
 
         self._history, decision = decide_after_exit(
@@ -469,9 +558,11 @@ class NodeRunner:
             log.error("node %s quarantined: %s", self.name, decision.reason, extra={"node": self.name})
             self._transition(NodeState.QUARANTINED)
             self._observer.node_exited(self.status(), exit_info, False)
+            self._save_history()
             return
         self._restarts += 1
         self._observer.node_exited(self.status(), exit_info, True)
+        self._save_history()
         if decision.delay <= 0:
             return
         self._next_start_at = self._clock.monotonic() + decision.delay
@@ -497,6 +588,7 @@ class NodeRunner:
         if not self._wanted:
             self._detected = None
             self._transition(NodeState.STOPPED)
+            self._forget_history()
 
     def _exit_info(self, run: _Run) -> ExitInfo:
         code = run.process.returncode
@@ -510,7 +602,11 @@ class NodeRunner:
                 signal=-code if code is not None and code < 0 else None,
                 at=at,
             )
-        if code is not None and code < 0:
+        if code is None:
+            # Not our child (adopted): no exit status to reap. Reported as a signal, the likelier end of a
+            # node that did not say X_FATAL (the node's own last lines are in its log).
+            return ExitInfo(reason=ExitReason.SIGNAL, at=at, detail=UNKNOWN_EXIT_DETAIL)
+        if code < 0:
             return ExitInfo(reason=ExitReason.SIGNAL, signal=-code, at=at)
         if code == notify.EXIT_FATAL:
             return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail="exit code 78 (EX_CONFIG)")
@@ -605,8 +701,11 @@ class NodeRunner:
     def _arm_watchdog(self, run: _Run) -> None:
         if self.spec.watchdog is None:
             return
+        first = run.watchdog_deadline is None
         run.watchdog_deadline = asyncio.get_running_loop().time() + self.spec.watchdog.timeout
         run.wake.set()
+        if first:
+            self._write_pidfile(run)  # a successor must watch it too
 
     def _on_ready(self, run: _Run) -> None:
         run.ready_at = self._clock.monotonic()
@@ -617,6 +716,7 @@ class NodeRunner:
         self._publish_phase(phase)
         self._transition(NodeState.READY)
         self._finish_recovery(run.tracker, result=READY)
+        self._write_pidfile(run)
         run.wake.set()
 
     def _finish_recovery(self, tracker: RecoveryTracker, *, result: str, error: str = "") -> None:
@@ -624,6 +724,7 @@ class NodeRunner:
         if report.full_recovery_ms is not None:
             self._last_recovery_ms = report.full_recovery_ms
         self._observer.recovery_report(report)
+        self._save_history()
 
     # ---- helpers -----------------------------------------------------------------------------------
 
@@ -650,6 +751,12 @@ class NodeRunner:
         os.replace(tmp, path)
 
     def _write_pidfile(self, run: _Run) -> None:
+        """What a successor needs to adopt the process; rewritten when it becomes ready or first pings."""
+        if self._run is not run or run.process.exited.done():
+            return
+        ready_epoch = None
+        if run.ready_at is not None:
+            ready_epoch = self._clock.time() - (self._clock.monotonic() - run.ready_at)
         pidfile.write(
             self.paths.pidfile,
             pidfile.PidRecord(
@@ -659,8 +766,34 @@ class NodeRunner:
                 pgid=run.process.pgid,
                 start_time=run.process.start_time,
                 daemon_pid=os.getpid(),
+                main_pid=run.main_pid,
+                spawned_mono_ns=run.process.spawned_mono_ns,
+                output_inodes=list(run.process.output_inodes),
+                digest=self._digest,
+                ready_epoch=ready_epoch,
+                watchdog_armed=run.watchdog_deadline is not None,
+                status_text=self._status_text,
+                recovery_reason=run.tracker.reason,
+                detected_mono_ns=run.tracker.detected_mono_ns,
+                detected_epoch_ns=run.tracker.detected_epoch_ns,
             ),
         )
+
+    def _save_history(self) -> None:
+        if self.paths.history_file is not None:
+            node_history.save(
+                self.paths.history_file,
+                node_history.NodeHistory(
+                    restarts=self._restarts,
+                    starts=self._starts,
+                    last_exit=self._last_exit,
+                    last_recovery_ms=self._last_recovery_ms,
+                ),
+            )
+
+    def _forget_history(self) -> None:
+        if self.paths.history_file is not None:
+            node_history.remove(self.paths.history_file)
 
     def _started_epoch(self, run: _Run | None) -> float | None:
         if run is None:

@@ -37,6 +37,9 @@ X_FATAL = "X_FATAL"
 
 # Exit code meaning "configuration error: do not restart" (sysexits EX_CONFIG); same effect as X_FATAL.
 EXIT_FATAL = 78
+# Said once, and lost if no supervisor listened at that moment (it was being restarted): sent again with the
+# next datagram that gets through, so a supervisor that adopts the node still learns it.
+STICKY_FIELDS = (READY, X_FATAL, X_DETAIL)
 # A datagram must fit the receiver's buffer; details beyond this are cut by the sender (and refused by the
 # receiver), so a phase report can never grow without bound.
 MAX_DETAIL_BYTES = 32 * 1024
@@ -79,6 +82,7 @@ class Notifier:
         mine = not pid or pid == str(os.getpid())
         self.watchdog_usec = int(usec) if usec.isdigit() and mine else None
         self._sock: socket.socket | None = None
+        self._unsent: dict[str, str] = {}
 
     @property
     def enabled(self) -> bool:
@@ -90,16 +94,24 @@ class Notifier:
         return self.watchdog_usec / 2e6 if self.watchdog_usec else None
 
     def send(self, fields: Mapping[str, str]) -> bool:
-        """Send one datagram. Never raises for a missing or full socket: the node must not die of it."""
+        """Send one datagram. Never raises for a missing or full socket: the node must not die of it.
+
+        READY=1 and X_FATAL= that could not be sent (no supervisor bound the socket just then) ride along with
+        the next datagram, e.g. the next watchdog ping."""
         if not self._path:
             return False
         if self._sock is None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             self._sock.setblocking(False)
+        merged = {**self._unsent, **fields}
         try:
-            self._sock.sendto(encode(fields), _address(self._path))
+            self._sock.sendto(encode(merged), _address(self._path))
         except OSError:
+            self._unsent = {k: v for k, v in merged.items() if k in STICKY_FIELDS}
+            if X_DETAIL in self._unsent and X_FATAL not in self._unsent:
+                del self._unsent[X_DETAIL]  # a phase's detail is not worth repeating on its own
             return False
+        self._unsent = {}
         return True
 
     def ready(self, status: str | None = None) -> bool:

@@ -1,5 +1,7 @@
 """A pidfile per node (pid + process start time), so a restarted daemon can find nodes a previous run left
-behind and stop them before it starts new ones: never two copies of one trader_id."""
+behind: it adopts them (`supervisor.adopt`) or, when it cannot, stops them before it starts new ones: never
+two copies of one trader_id. The record also carries what adoption needs: the output pipes' inodes, the
+digest of the process' spec, and where the node's supervision stood (ready, watchdog armed, recovery)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,17 @@ class PidRecord:
     pgid: int
     start_time: int | None
     daemon_pid: int
+    # Below: written by supervisors that can re-attach; a record without them is stopped, not adopted.
+    main_pid: int | None = None
+    spawned_mono_ns: int | None = None  # CLOCK_MONOTONIC, comparable across processes on one host
+    output_inodes: list[int] | None = None  # the stdout and stderr pipes (supervisor.output_pipe)
+    digest: str = ""  # of what the process was started with (supervisor.adopt.process_digest)
+    ready_epoch: float | None = None  # when it said READY=1; None while it is recovering
+    watchdog_armed: bool = False  # it has pinged (or is READY): a silence from now on is a hang
+    status_text: str = ""
+    recovery_reason: str = "cold_start"  # why this process was started (the reason of its recovery)
+    detected_mono_ns: int | None = None  # when the crash it recovers from was detected
+    detected_epoch_ns: int | None = None
 
 
 def write(path: Path, record: PidRecord) -> None:

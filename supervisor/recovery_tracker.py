@@ -48,6 +48,14 @@ class RecoveryTracker:
         if detected_mono_ns is not None and detected_epoch_ns is not None:
             self.mark(DETECTED, mono_ns=detected_mono_ns, epoch_ns=detected_epoch_ns)
 
+    @property
+    def detected_mono_ns(self) -> int | None:
+        return self._detected_mono_ns
+
+    @property
+    def detected_epoch_ns(self) -> int | None:
+        return self._detected_epoch_ns
+
     def mark(
         self, name: str, *, mono_ns: int, epoch_ns: int, detail: dict[str, Any] | None = None
     ) -> PhaseMark:

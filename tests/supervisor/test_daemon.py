@@ -169,7 +169,11 @@ async def test_sighup_reloads(daemon: DaemonUnderTest) -> None:
     await daemon.wait_nodes(lambda n: "c" in n and n["c"]["state"] == "ready")
 
 
-async def test_leftover_nodes_of_a_killed_daemon_are_stopped_first(daemon: DaemonUnderTest) -> None:
+async def test_leftover_nodes_that_fleet_yaml_now_starts_differently_are_stopped_first(
+    daemon: DaemonUnderTest,
+) -> None:
+    """Re-attach adopts a node only if it would be started the same way today (see test_adopt.py); one whose
+    command changed while no daemon ran is stopped before its new process starts."""
     await daemon.start()
     nodes = await daemon.wait_nodes(_all_ready)
     assert daemon.process is not None
@@ -181,12 +185,16 @@ async def test_leftover_nodes_of_a_killed_daemon_are_stopped_first(daemon: Daemo
     records = [r for _, r in pidfile.read_all(daemon.base / "state" / "pids") if r is not None]
     assert sorted(r.pid for r in records) == sorted(old_pids)
 
+    daemon.config.write_text(
+        fleet_yaml(daemon.base, [node_yaml(name, "--ready-after", "0.01") for name in ("a", "b")])
+    )
     restarted = DaemonUnderTest(daemon.base, daemon.config)
     try:
         await restarted.start()
         new = await restarted.wait_nodes(_all_ready)
         assert not any(_alive(p) for p in old_pids)
         assert not set(old_pids) & {int(n["pid"]) for n in new.values()}
+        assert any("fleet.yaml now starts it differently" in line for line in restarted.output)
         assert any("left running by an earlier supervisor" in line for line in restarted.output)
     finally:
         await restarted.close()

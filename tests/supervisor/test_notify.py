@@ -66,3 +66,26 @@ async def test_round_trip_carries_sender_pid(short_dir: Path) -> None:
     finally:
         endpoint.close()
     assert not (short_dir / "s").exists()
+
+
+async def test_ready_said_while_no_supervisor_listened_rides_on_the_next_ping(short_dir: Path) -> None:
+    """A supervisor that adopts a recovering node must still learn its READY=1, sent during the gap."""
+    path = short_dir / "s"
+    notifier = notify.Notifier(str(path))
+    try:
+        assert not notifier.ready(status="ready")  # nobody bound the socket (the daemon is being replaced)
+        assert not notifier.phase("warmed", {"bars": 3})
+        received: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        endpoint = NotifyEndpoint(path, lambda fields, pid: received.put_nowait(fields))
+        endpoint.open()
+        try:
+            assert notifier.watchdog()
+            fields = await asyncio.wait_for(received.get(), 5)
+            assert fields["READY"] == "1" and fields["WATCHDOG"] == "1"
+            assert "X_DETAIL" not in fields  # a lost phase's detail is not repeated
+            assert notifier.watchdog()
+            assert await asyncio.wait_for(received.get(), 5) == {"WATCHDOG": "1"}  # once, not forever
+        finally:
+            endpoint.close()
+    finally:
+        notifier.close()

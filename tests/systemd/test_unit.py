@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.config.schema import StopSpec
+from supervisor.daemon import EXIT_DETACHED
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "fleet-supervisor.service"
@@ -101,7 +102,7 @@ def test_verify_reports_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("KillMode=mixed", "KillMode=mixed\nKillMood=mixed", "Unknown key"),
+        ("KillMode=process", "KillMode=process\nKillMood=process", "Unknown key"),
         (
             f"ExecStart={INSTALLED_FLEET}",
             f"ExecStart=/nonexistent/fleet\n# {INSTALLED_FLEET}",
@@ -138,7 +139,8 @@ def test_the_directives_the_daemon_relies_on() -> None:
     assert setting(text, "Type") == "notify"
     assert setting(text, "NotifyAccess") == "main"
     assert setting(text, "Restart") == "on-failure"
-    assert setting(text, "KillMode") == "mixed"
+    assert setting(text, "KillMode") == "process"
+    assert setting(text, "RuntimeDirectoryPreserve") == "restart"
     assert setting(text, "OOMPolicy") == "continue"
     assert seconds(setting(text, "WatchdogSec")) > 0
     assert setting(text, "ExecStart") == f"{INSTALLED_FLEET} run --config /etc/nautilus-fleet/fleet.yaml"
@@ -162,3 +164,17 @@ def test_the_start_limit_can_fire() -> None:
 def test_stop_timeout_covers_the_node_grace_and_the_final_publish() -> None:
     stop = seconds(setting(UNIT.read_text(), "TimeoutStopSec"))
     assert stop > float(StopSpec().grace) + MQTT_STOP_BUDGET
+
+
+def test_a_detached_daemon_is_restarted_and_its_nodes_are_not_signalled() -> None:
+    """The upgrade path: SIGUSR2 makes the daemon exit EXIT_DETACHED, leaving its nodes. systemd must start
+    the new daemon (a failure exit under Restart=on-failure) and must not signal the nodes when the old one
+    exits (KillMode=process: only the main process is ever signalled)."""
+    text = UNIT.read_text()
+    assert setting(text, "Restart") in ("on-failure", "always")
+    assert str(EXIT_DETACHED) not in setting(text, "RestartPreventExitStatus").split()
+    keys = {k for _, k, _ in directives(text)}
+    assert "SuccessExitStatus" not in keys or str(EXIT_DETACHED) not in setting(text, "SuccessExitStatus")
+    assert setting(text, "KillMode") == "process"
+    # systemctl stop still stops the nodes: SIGTERM (the daemon's stop-everything) goes to the daemon.
+    assert "KillSignal" not in keys or setting(text, "KillSignal") == "SIGTERM"

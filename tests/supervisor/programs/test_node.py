@@ -3,6 +3,8 @@
 Usage: python test_node.py [--ready-after S] [--no-ready] [--crash-after S] [--exit-code N] [--hang-after S]
        [--ignore-sigterm] [--fatal TEXT] [--ping/--no-ping] [--grandchild-holds-stdout] [--foreign-ready]
        [--phases a,b,c] [--long-line N] [--spawn-via-sh]
+
+Signals: SIGUSR1 makes it print a numbered line ("test node says N"); SIGUSR2 makes it stop pinging.
 """
 
 from __future__ import annotations
@@ -42,6 +44,19 @@ def main() -> int:
     if args.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     notifier = Notifier()
+    said = [0]
+    silent = [False]
+
+    def say(_sig: int, _frame: object) -> None:
+        said[0] += 1
+        print(f"test node says {said[0]}", flush=True)
+        print(f"test node warns {said[0]}", file=sys.stderr, flush=True)
+
+    def go_silent(_sig: int, _frame: object) -> None:
+        silent[0] = True
+
+    signal.signal(signal.SIGUSR1, say)
+    signal.signal(signal.SIGUSR2, go_silent)
     print(f"test node {os.getpid()} starting", flush=True)
     if args.grandchild_holds_stdout:
         # A grandchild in its own session (so killing our group spares it) that keeps our stdout open.
@@ -94,7 +109,7 @@ def main() -> int:
             print("test node hanging", flush=True)
             while True:
                 time.sleep(3600)
-        if not args.no_ping:
+        if not args.no_ping and not silent[0]:
             notifier.watchdog()
         time.sleep(min(interval, 0.05))
 
