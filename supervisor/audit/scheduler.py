@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from supervisor.audit.budget import Grant, observe_weight, take_weight
@@ -150,7 +150,7 @@ class AuditScheduler:
         audit = self._nodes.setdefault(node.name, _NodeAudit())
         _cancel(audit.snapshot)
         audit.snapshot = self._group.create_task(
-            self._snapshot(node), name=f"audit[{node.name}].at-detection"
+            _guarded(self._snapshot(node), node.name, {}), name=f"audit[{node.name}].at-detection"
         )
 
     def recovery_report(self, report: RecoveryReport) -> None:
@@ -161,7 +161,9 @@ class AuditScheduler:
         _cancel(audit.loop)
         audit.report = report
         audit.state = "pending"
-        audit.loop = self._group.create_task(self._loop(node.name, report), name=f"audit[{node.name}]")
+        audit.loop = self._group.create_task(
+            _guarded(self._loop(node.name, report), node.name, None), name=f"audit[{node.name}]"
+        )
 
     def node_removed(self, name: str) -> None:
         audit = self._nodes.pop(name, None)
@@ -228,12 +230,9 @@ class AuditScheduler:
         task, audit.snapshot = audit.snapshot, None
         if task is None:
             return None
-        try:
-            return await task
-        except asyncio.CancelledError:
-            if asyncio.current_task() is not None and asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                raise
-            return None
+        # wait() does not pass our own cancellation into the snapshot's task, nor its end into us.
+        await asyncio.wait([task])
+        return None if task.cancelled() else task.result()
 
     async def _snapshot(self, node: NodeSpec) -> dict[str, VenueView]:
         """The venue's positions and balances at crash detection; what could not be read is left out."""
@@ -412,6 +411,15 @@ class AuditScheduler:
                 if name in before and name in views
             )
         return dataclasses.replace(report, phases=phases, audit=result.to_json(), downtime=downtime)
+
+
+async def _guarded[T](work: Coroutine[Any, Any, T], node: str, fallback: T) -> T:
+    """A bug in one node's audit must not end the audit task group (and with it the daemon's services)."""
+    try:
+        return await work
+    except Exception:
+        log.critical("node %s: the venue audit failed unexpectedly; its audits stop", node, exc_info=True)
+        return fallback
 
 
 def _cancel(task: asyncio.Task[Any] | None) -> None:
