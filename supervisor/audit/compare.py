@@ -141,7 +141,7 @@ def downtime_changes(
             "currency": currency,
             "before": None if was_b is None else str(was_b),
             "after": None if now_b is None else str(now_b),
-            "change": None if was_b is None or now_b is None else str(now_b - was_b),
+            "change": None if was_b is None or now_b is None else format(now_b - was_b, "f"),
         }
         node_line = explained.get(currency)
         if node_line is not None:

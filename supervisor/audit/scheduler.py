@@ -397,13 +397,7 @@ class AuditScheduler:
             )
         downtime = None
         if before:
-            node_balances = [
-                b
-                for p in report.phases
-                if p.name == RESTORED_PHASE
-                for b in p.detail.get("balances", [])
-                if isinstance(b, dict)
-            ]
+            node_balances = node_balance_explanation(report)
             scope = audit_scope(self._fleet().node(report.node), report)
             downtime = tuple(
                 downtime_changes(name, before[name], views[name], scope, node_balances)
@@ -411,6 +405,22 @@ class AuditScheduler:
                 if name in before and name in views
             )
         return dataclasses.replace(report, phases=phases, audit=result.to_json(), downtime=downtime)
+
+
+def node_balance_explanation(report: RecoveryReport) -> list[dict[str, Any]]:
+    """The node's own explanation of its balance change, per venue and currency: the `balances` of its
+    `orders_restored` phase (once per node, or once per strategy under `strategies`; the first one wins)."""
+    lines: dict[tuple[object, object], dict[str, Any]] = {}
+    for phase in report.phases:
+        if phase.name != RESTORED_PHASE:
+            continue
+        sources = [phase.detail, *(s for s in (phase.detail.get("strategies") or {}).values())]
+        for source in sources:
+            entries = source.get("balances") if isinstance(source, dict) else None
+            for line in entries if isinstance(entries, list) else []:
+                if isinstance(line, dict):
+                    lines.setdefault((line.get("venue"), line.get("currency")), line)
+    return list(lines.values())
 
 
 async def _guarded[T](work: Coroutine[Any, Any, T], node: str, fallback: T) -> T:

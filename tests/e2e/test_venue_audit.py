@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.testing import running_emulator
 from tests.e2e.conftest import BTC, ENTRY, Fleet, fleet_yaml, forget
-from tests.e2e.test_fleet_recovery import enter_and_protect
+from tests.e2e.test_fleet_recovery import enter_and_protect, kill_node
 from tests.supervisor.daemon_harness import DaemonUnderTest
 from tests.supervisor.status.conftest import Received, watching
 
@@ -159,3 +159,30 @@ async def test_audits_match_stay_off_the_loop_and_find_a_position_changed_behind
     assert samples[("fleet_audit_differences", frozenset({("node", "probe")}))] == 1
     node: dict[str, Any] = (await fleet.daemon.nodes())["probe"]
     assert node["audit"]["state"] == "mismatch" and node["audit"]["differences"] == 1
+
+    # kill -9: the audit at detection and the one after READY put the venue's side of the downtime into the
+    # recovery report, next to the node's own balance explanation; the node reconciled to the venue, and its
+    # first audit after READY matches again.
+    mark = len(fleet.mqtt.messages)
+    await kill_node(fleet)
+    recovered = await fleet.mqtt.wait_for(
+        lambda m: (
+            m.topic == f"{fleet.prefix}/nodes/probe/recovery"
+            and b'"audit"' in m.payload
+            and m.json()["reason"] == "signal"
+        ),
+        within=60,
+        after=mark,
+    )
+    body = recovered.json()
+    assert (body["result"], body["audit"]["result"], body["phases"][-1]["phase"]) == (
+        "ready",
+        "matched",
+        "audited",
+    )
+    (downtime,) = body["downtime"]
+    assert (downtime["venue"], downtime["positions"]) == ("emu", [])
+    usdt = next(b for b in downtime["balances"] if b["currency"] == "USDT")
+    restored = [p["detail"] for p in body["phases"] if p["phase"] == "orders_restored"]
+    assert usdt["change"] is not None and "node_explained" in usdt, restored
+    assert (await fleet.daemon.nodes())["probe"]["audit"]["state"] == "audited"

@@ -11,8 +11,9 @@ import pytest
 
 from supervisor.audit.compare import compare, downtime_changes, position_kind
 from supervisor.audit.holdings import ConditionalOrder, Holdings, order_from_events, signed_quantity
-from supervisor.audit.scheduler import next_delay
+from supervisor.audit.scheduler import next_delay, node_balance_explanation
 from supervisor.audit.venue_view import VenueRequest, VenueView, venue_symbol
+from supervisor.events import PhaseMark, RecoveryReport
 from supervisor.secrets import Secret
 
 BTC, ETH = "BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE"
@@ -249,3 +250,29 @@ def test_request_weight(symbols: int, orders: bool, balances: bool, weight: int)
 @pytest.mark.parametrize(("draw", "delay"), [(0.0, 270.0), (0.5, 300.0), (0.999999, 330.0)])
 def test_next_audit_is_jittered_ten_percent(draw: float, delay: float) -> None:
     assert next_delay(300.0, draw) == pytest.approx(delay, abs=1e-3)
+
+
+def test_the_nodes_balance_explanation_is_found_per_strategy_once() -> None:
+    line = {"venue": "emu", "currency": "USDT", "explained": "-1", "unexplained": "0"}
+    restored = PhaseMark(
+        name="orders_restored",
+        epoch_ns=0,
+        mono_ns=0,
+        ms_since_detection=None,
+        detail={"strategies": {"A-001": {"balances": [line]}, "B-001": {"balances": [dict(line)]}}},
+    )
+    report = RecoveryReport(
+        node="n",
+        trader_id="T-1",
+        venues=("emu",),
+        attempt=2,
+        reason="signal",
+        detected_at=None,
+        phases=(restored,),
+        position_recovery_ms=None,
+        full_recovery_ms=None,
+        discrepancies=(),
+        actions=(),
+        result="ready",
+    )
+    assert node_balance_explanation(report) == [line]
