@@ -106,6 +106,7 @@ class Daemon:
             env_of=self._node_env,
             host=host_egress(),
             clock=self._clock,
+            reconciling=self._gate.reconciling,
         )
 
     # ---- the Fleet protocol used by the control server --------------------------------------------

@@ -7,7 +7,8 @@
 - Then every `audit.interval`, jittered by +-10 % so that the nodes of a fleet do not audit in step, while the
   node stays READY. A node that leaves READY is "not audited" until its next audit after READY.
 
-Every audit takes its request weight from the rate group's shared budget first (deferred to the next window
+Recovery comes first: an audit waits while nodes of its rate group are queued at the reconciliation gate or
+reconcile. Then it takes its request weight from the rate group's shared budget (deferred to the next window
 when the budget has no room). A difference is confirmed by a second look after `confirm_after_s` (a fill
 can reach the venue a moment before it reaches the node) before it is reported as a mismatch.
 """
@@ -49,6 +50,8 @@ JITTER = 0.1
 CONFIRM_AFTER_S = 2.0
 # A budget that keeps saying "not now" (the venue holds the group back for minutes) skips the round.
 MAX_DEFERRAL_S = 300.0
+# While nodes of the group reconcile, look again this often (the gate itself looks every second).
+BUSY_POLL_S = 1.0
 RESTORED_PHASE = "orders_restored"
 
 Fetch = Callable[[VenueRequest], Awaitable[VenueView]]
@@ -111,6 +114,7 @@ class AuditScheduler:
         fetch: Fetch = afetch_venue_view,
         draw: Callable[[], float] = random.random,
         confirm_after_s: float = CONFIRM_AFTER_S,
+        reconciling: Callable[[str], bool] = lambda group: False,
     ) -> None:
         self._fleet = fleet
         self._redis = redis
@@ -123,6 +127,7 @@ class AuditScheduler:
         self._fetch = fetch
         self._draw = draw
         self._confirm_after_s = confirm_after_s
+        self._reconciling = reconciling
         self._nodes: dict[str, _NodeAudit] = {}
         self._group: asyncio.TaskGroup | None = None
 
@@ -333,7 +338,11 @@ class AuditScheduler:
         return compare(venue_name, holdings, view, scope), view, request.weight()
 
     async def _admit(self, audit: _NodeAudit, group: str, weight: int) -> Grant:
-        """Wait until the group's budget takes `weight` (the next window, a venue pause), up to a limit."""
+        """Wait until no node of the group reconciles, then until the group's budget takes `weight` (the next
+        window, a venue pause), up to a limit."""
+        while self._reconciling(group):
+            audit.state = "deferred"
+            await self._clock.sleep(BUSY_POLL_S * (1.0 + self._draw()))
         waited = 0.0
         while True:
             try:

@@ -76,6 +76,7 @@ class Setup:
     trader_id: str
     recorder: Recorder
     scheduler: AuditScheduler
+    busy: set[str]  # rate groups whose nodes reconcile now
 
     @property
     def node(self) -> NodeSpec:
@@ -182,6 +183,7 @@ async def setup() -> AsyncIterator[Setup]:
         fleet = parse_fleet(fleet_text(venue, trader_id), "fleet.yaml")
         env = {"EMU_KEY": venue.api_key, "EMU_SECRET": venue.api_secret}
         recorder = Recorder()
+        busy: set[str] = set()
         holder: dict[str, Setup] = {}
         scheduler = AuditScheduler(
             fleet=lambda: fleet,
@@ -193,8 +195,9 @@ async def setup() -> AsyncIterator[Setup]:
             host=HOST,
             clock=FastClock(),
             confirm_after_s=0.2,
+            reconciling=lambda group: group in busy,
         )
-        setup = Setup(venue, redis, fleet, trader_id, recorder, scheduler)
+        setup = Setup(venue, redis, fleet, trader_id, recorder, scheduler, busy)
         holder["setup"] = setup
         runner = asyncio.create_task(scheduler.run(), name="test.audit-scheduler")
         try:
@@ -346,3 +349,21 @@ async def test_the_event_loop_keeps_running_while_the_venue_is_slow(setup: Setup
         await ticker
     assert result.result == "matched" and time.monotonic() - started >= 1.5
     assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.3f}s during the audit"
+
+
+async def test_an_audit_waits_while_nodes_of_its_rate_group_reconcile(setup: Setup) -> None:
+    await setup.hold("0.010")
+    await setup.venue_holds("0.010")
+    await setup.venue.admin.clear_requests()
+    setup.busy.add(setup.group())
+    setup.scheduler.recovery_report(setup.report())
+
+    async def deferred() -> bool:
+        return bool(setup.scheduler.status_of("probe")["state"] == "deferred")
+
+    await until("the audit defers to the recovering nodes", deferred)
+    assert not setup.recorder.audits
+    assert not await setup.venue.admin.requests(path="/fapi/v3/positionRisk")
+    setup.busy.clear()
+    result, _ = await setup.recorder.next_audit(0)
+    assert result.result == "matched"
