@@ -124,7 +124,9 @@ async def test_audits_match_stay_off_the_loop_and_find_a_position_changed_behind
     slow_audit = slow_audits()[0].json()
     assert "running" in states  # the socket was asked while an audit was in flight
     assert (slow_audit["result"], slow_audit["differences"]) == ("matched", [])
-    assert slowest < 0.5, f"the control socket took {slowest:.3f}s to answer during an audit"
+    # An audit on the daemon's loop would hold a request for most of the 2.5 s (asked every 50 ms); the bound
+    # leaves room for a loaded machine. bench/audit_loop_lag.py prints the figures.
+    assert slowest < 1.5, f"the control socket took {slowest:.3f}s to answer during an audit"
     await fleet.venue.admin.clear_faults()
 
     # Behind the node's back: the venue's position changes silently. The next audit has the exact diff.
