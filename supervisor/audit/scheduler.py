@@ -217,7 +217,7 @@ class AuditScheduler:
             audit = self._nodes.setdefault(name, _NodeAudit())
             first = trigger == "ready"
             before = await self._snapshot_result(audit) if first else None
-            result, views = await self._audit(node, audit, trigger=trigger, balances=before is not None)
+            result, views = await self._audit(node, audit, trigger=trigger, balances=bool(before))
             audit.last = result
             audit.state = {"matched": "audited"}.get(result.result, result.result)
             if result.result == "matched":
