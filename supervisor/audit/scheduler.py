@@ -8,9 +8,10 @@
   node stays READY. A node that leaves READY is "not audited" until its next audit after READY.
 
 Recovery comes first: an audit waits while nodes of its rate group are queued at the reconciliation gate or
-reconcile. Then it takes its request weight from the rate group's shared budget (deferred to the next window
-when the budget has no room). A difference is confirmed by a second look after `confirm_after_s` (a fill
-can reach the venue a moment before it reaches the node) before it is reported as a mismatch.
+recover (from their start to READY: their warm-up takes weight from the same budget). Then it takes its
+request weight from the rate group's shared budget (deferred to the next window when the budget has no
+room). A difference is confirmed by a second look after `confirm_after_s` (a fill can reach the venue a
+moment before it reaches the node) before it is reported as a mismatch.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class AuditScheduler:
         self._confirm_after_s = confirm_after_s
         self._reconciling = reconciling
         self._nodes: dict[str, _NodeAudit] = {}
+        self._recovering: set[str] = set()  # nodes between their start and READY
         self._group: asyncio.TaskGroup | None = None
 
     async def run(self) -> None:
@@ -142,6 +144,10 @@ class AuditScheduler:
     # ---- what the daemon tells us ---------------------------------------------------------------------
 
     def node_status(self, status: NodeStatus) -> None:
+        if status.state in (NodeState.STARTING, NodeState.RECOVERING):
+            self._recovering.add(status.name)
+        else:
+            self._recovering.discard(status.name)
         audit = self._nodes.get(status.name)
         if audit is not None and status.state is not NodeState.READY:
             _cancel(audit.loop)
@@ -171,6 +177,7 @@ class AuditScheduler:
         )
 
     def node_removed(self, name: str) -> None:
+        self._recovering.discard(name)
         audit = self._nodes.pop(name, None)
         if audit is not None:
             _cancel(audit.loop)
@@ -340,7 +347,7 @@ class AuditScheduler:
     async def _admit(self, audit: _NodeAudit, group: str, weight: int) -> Grant:
         """Wait until no node of the group reconciles, then until the group's budget takes `weight` (the next
         window, a venue pause), up to a limit."""
-        while self._reconciling(group):
+        while self._reconciling(group) or self._recovering_in(group):
             audit.state = "deferred"
             await self._clock.sleep(BUSY_POLL_S * (1.0 + self._draw()))
         waited = 0.0
@@ -375,6 +382,14 @@ class AuditScheduler:
             orders=orders,
             balances=balances,
         )
+
+    def _recovering_in(self, group: str) -> bool:
+        fleet = self._fleet()
+        for name in self._recovering:
+            with contextlib.suppress(KeyError):
+                if any(self._group_of(v) == group for v in fleet.node(name).venues if v in fleet.venues):
+                    return True
+        return False
 
     def _group_of(self, venue_name: str) -> str:
         return rate_group(self._fleet().venues[venue_name], self._host)

@@ -82,9 +82,9 @@ class Setup:
     def node(self) -> NodeSpec:
         return self.fleet.node("probe")
 
-    def status(self, state: NodeState = NodeState.READY) -> NodeStatus:
+    def status(self, state: NodeState = NodeState.READY, name: str = "probe") -> NodeStatus:
         return NodeStatus(
-            name="probe",
+            name=name,
             trader_id=self.trader_id,
             venues=("emu",),
             state=state,
@@ -171,6 +171,12 @@ nodes:
     venues: [emu]
     strategies:
       - {{path: "tests.recovery.recoverable_probe:RecoverableProbe", config: {{instrument_id: {BTC}}}}}
+  - name: other
+    trader_id: OTHER{trader_id}
+    venues: [emu]
+    strategies:
+      - path: tests.recovery.recoverable_probe:RecoverableProbe
+        config: {{instrument_id: ETHUSDT-PERP.BINANCE}}
 """
 
 
@@ -366,5 +372,22 @@ async def test_an_audit_waits_while_nodes_of_its_rate_group_reconcile(setup: Set
     assert not setup.recorder.audits
     assert not await setup.venue.admin.requests(path="/fapi/v3/positionRisk")
     setup.busy.clear()
+    result, _ = await setup.recorder.next_audit(0)
+    assert result.result == "matched"
+
+
+async def test_an_audit_waits_while_another_node_of_its_rate_group_recovers(setup: Setup) -> None:
+    await setup.hold("0.010")
+    await setup.venue_holds("0.010")
+    await setup.venue.admin.clear_requests()
+    setup.scheduler.node_status(setup.status(NodeState.RECOVERING, name="other"))  # warming up, say
+    setup.scheduler.recovery_report(setup.report())
+
+    async def deferred() -> bool:
+        return bool(setup.scheduler.status_of("probe")["state"] == "deferred")
+
+    await until("the audit defers to the recovering node", deferred)
+    assert not await setup.venue.admin.requests(path="/fapi/v3/positionRisk")
+    setup.scheduler.node_status(setup.status(NodeState.READY, name="other"))
     result, _ = await setup.recorder.next_audit(0)
     assert result.result == "matched"
