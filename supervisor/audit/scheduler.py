@@ -33,6 +33,7 @@ from supervisor.audit.venue_view import (
     VenueRequest,
     VenueView,
     afetch_venue_view,
+    close_clients,
     venue_symbol,
 )
 from supervisor.clock import Clock
@@ -134,12 +135,16 @@ class AuditScheduler:
         self._group: asyncio.TaskGroup | None = None
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self._group = None
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                try:
+                    await asyncio.Event().wait()
+                finally:
+                    self._group = None
+        finally:
+            # The venue's keep-alive connections; a request still running in its thread keeps its client.
+            await asyncio.shield(asyncio.to_thread(close_clients))
 
     # ---- what the daemon tells us ---------------------------------------------------------------------
 

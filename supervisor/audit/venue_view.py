@@ -11,6 +11,7 @@ one) and `GET /fapi/v3/account` (5).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 from collections.abc import Mapping
@@ -107,6 +108,16 @@ def _client(request: VenueRequest) -> tuple[Any, threading.Lock]:
                 point_at(exchange, request.base_url)
             _CLIENTS[key] = (exchange, threading.Lock())
         return _CLIENTS[key]
+
+
+def close_clients() -> None:
+    """Close every kept client's connections (when the audits stop). Blocking but brief: sockets only."""
+    with _CLIENTS_LOCK:
+        clients = list(_CLIENTS.values())
+        _CLIENTS.clear()
+    for exchange, lock in clients:
+        with lock, contextlib.suppress(Exception):
+            exchange.session.close()
 
 
 def fetch_venue_view(request: VenueRequest) -> VenueView:
