@@ -37,7 +37,7 @@ from supervisor.config.schema import (  # noqa: E402
     RestartSpec,
     StartLimitSpec,
 )
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome  # noqa: E402
+from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome  # noqa: E402
 from supervisor.node_logs import NodeLogWriter, NodeOutput  # noqa: E402
 from supervisor.node_runner import NodePaths, NodeRunner  # noqa: E402
 
@@ -97,6 +97,9 @@ class _Detections:
         pass
 
     def reconcile_queue_depth(self, group: str, depth: int) -> None:
+        pass
+
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
         pass
 
 

@@ -366,7 +366,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
-    header = ("NODE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LAST RECOVERY")
+    header = ("NODE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LAST RECOVERY", "AUDIT")
     rows = [header]
     for node in nodes:
         exit_info = node.get("last_exit") or {}
@@ -391,6 +391,7 @@ def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
                 str(node["restarts"]),
                 last_exit,
                 f"{recovery:.0f} ms" if recovery is not None else "-",
+                _audit_cell(node.get("audit"), now),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -401,6 +402,21 @@ def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
                 f"{node['name']}: quarantined: {node['quarantine_reason']} (fleet reset {node['name']})"
             )
     return "\n".join(lines)
+
+
+def _audit_cell(audit: dict[str, Any] | None, now: float) -> str:
+    """The venue audit of a node: `audited 40s ago`, `MISMATCH (2)`, `not audited` (not since its last
+    start), `pending` / `deferred` / `running` (the first audit after READY), `error`, `skipped`, `off`."""
+    if not audit:
+        return "-"
+    state = str(audit.get("state", "-"))
+    if state == "audited" and audit.get("at") is not None:
+        return f"audited {_ago(now - audit['at'])} ago"
+    if state == "mismatch":
+        return f"MISMATCH ({audit.get('differences', 0)})"
+    if state in ("error", "skipped") and audit.get("last_ok_at") is not None:
+        return f"{state} (ok {_ago(now - audit['last_ok_at'])} ago)"
+    return {"-": "not audited"}.get(state, state)
 
 
 def _signal_name(number: int) -> str:

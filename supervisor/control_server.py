@@ -39,6 +39,8 @@ class Fleet(Protocol):
 
     def summary(self) -> str: ...
 
+    def audit_status(self, name: str) -> dict[str, Any]: ...
+
 
 class ControlServer:
     def __init__(self, *, path: Path, mode: int, fleet: Fleet) -> None:
@@ -131,7 +133,10 @@ class ControlServer:
             "ok": True,
             "summary": self._fleet.summary(),
             "config": {"path": str(self._fleet.config_path), "last_reload": last.to_json() if last else None},
-            "nodes": [runner.status().to_json() for runner in self._fleet.runners()],
+            "nodes": [
+                {**runner.status().to_json(), "audit": self._fleet.audit_status(runner.name)}
+                for runner in self._fleet.runners()
+            ],
         }
 
     async def _command(self, cmd: str, runner: NodeRunner, writer: asyncio.StreamWriter) -> None:

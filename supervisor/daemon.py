@@ -22,13 +22,22 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import adopt, node_history, pidfile
+from supervisor.audit.scheduler import AuditScheduler
 from supervisor.clock import Clock, SystemClock
 from supervisor.config import ConfigError, ResolvedPaths, load_fleet, resolve_paths
 from supervisor.config.builtins import to_builtins
 from supervisor.config.schema import FleetSpec, NodeSpec
 from supervisor.control_server import ControlServer
 from supervisor.discovery import Announcement, Announcer
-from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import (
+    AuditResult,
+    ExitInfo,
+    FleetObserver,
+    NodeStatus,
+    PhaseMark,
+    RecoveryReport,
+    ReloadOutcome,
+)
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.notify import Notifier
@@ -97,6 +106,17 @@ class Daemon:
             host=host_egress(),
             call_timeout_s=self._redis.call_timeout,
         )
+        self._audits = AuditScheduler(
+            fleet=lambda: self.spec,
+            redis=self._redis.client,
+            call_timeout_s=self._redis.call_timeout,
+            observer=self.observer,
+            status_of=lambda name: r.status() if (r := self._runners.get(name)) else None,
+            env_of=self._node_env,
+            host=host_egress(),
+            clock=self._clock,
+            reconciling=self._gate.reconciling,
+        )
 
     # ---- the Fleet protocol used by the control server --------------------------------------------
 
@@ -105,6 +125,9 @@ class Daemon:
 
     def runner(self, name: str) -> NodeRunner | None:
         return self._runners.get(name)
+
+    def audit_status(self, name: str) -> dict[str, Any]:
+        return self._audits.status_of(name)
 
     def request_reload(self, trigger: str = "control") -> None:
         self._reload_trigger = trigger
@@ -161,6 +184,7 @@ class Daemon:
                     self._add_node(node)
                 services.create_task(self._reload_loop(), name="fleet.reload")
                 services.create_task(self._gate.run(), name="fleet.reconcile-gate")
+                services.create_task(self._audits.run(), name="fleet.audit")
                 if self._watch:
                     services.create_task(self._watch_config(), name="fleet.watch-config")
                 if self._systemd.watchdog_interval:
@@ -564,6 +588,7 @@ class Daemon:
     # ---- FleetObserver: runners report here; the daemon keeps its summary and passes everything on ----
 
     def node_status(self, status: NodeStatus) -> None:
+        self._audits.node_status(status)
         self.observer.node_status(status)
         self._publish_summary()
 
@@ -572,11 +597,14 @@ class Daemon:
 
     def recovery_phase(self, node: NodeStatus, phase: PhaseMark) -> None:
         self.observer.recovery_phase(node, phase)
+        self._audits.recovery_phase(node, phase)
 
     def recovery_report(self, report: RecoveryReport) -> None:
         self.observer.recovery_report(report)
+        self._audits.recovery_report(report)
 
     def node_removed(self, name: str, trader_id: str, venues: tuple[str, ...]) -> None:
+        self._audits.node_removed(name)
         self.observer.node_removed(name, trader_id, venues)
 
     def fleet_summary(self, summary: str, counts: dict[str, int]) -> None:
@@ -587,6 +615,9 @@ class Daemon:
 
     def reconcile_queue_depth(self, group: str, depth: int) -> None:
         self.observer.reconcile_queue_depth(group, depth)
+
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
+        self.observer.audit_result(status, result, report)
 
     def _publish_summary(self) -> None:
         summary = self.summary()

@@ -105,8 +105,17 @@ class RecoveryReport:
     actions: tuple[dict[str, Any], ...]
     result: str  # "ready" or "failed"
     error: str = ""
+    # Added by the venue audit after READY (supervisor/audit/): its result, and what changed at the venue
+    # while the node was down (per venue: positions and balances, from the audit at crash detection).
+    audit: dict[str, Any] | None = None
+    downtime: tuple[dict[str, Any], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.audit is not None:
+            extra["audit"] = self.audit
+        if self.downtime is not None:
+            extra["downtime"] = list(self.downtime)
         return {
             "node": self.node,
             "trader_id": self.trader_id,
@@ -121,6 +130,38 @@ class RecoveryReport:
             "actions": list(self.actions),
             "result": self.result,
             "error": self.error,
+            **extra,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AuditResult:
+    """One venue audit of a node: the supervisor's own comparison, through ccxt, of what the node holds with
+    what the venue holds (supervisor/audit/)."""
+
+    node: str
+    trader_id: str
+    venues: tuple[str, ...]
+    result: str  # "matched", "mismatch", "error" (venue or Redis unreadable), "skipped" (no request budget)
+    trigger: str  # "ready" (the first audit after READY) or "interval"
+    at: float  # epoch seconds the audit finished
+    duration_ms: float
+    differences: tuple[dict[str, Any], ...] = ()  # the exact diff (supervisor/audit/compare.py)
+    error: str = ""
+    weight: int = 0  # request weight it took from the rate group's budget
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "trader_id": self.trader_id,
+            "venues": list(self.venues),
+            "result": self.result,
+            "trigger": self.trigger,
+            "at": self.at,
+            "duration_ms": self.duration_ms,
+            "differences": list(self.differences),
+            "error": self.error,
+            "weight": self.weight,
         }
 
 
@@ -161,3 +202,8 @@ class FleetObserver(Protocol):
     def reload_outcome(self, outcome: ReloadOutcome) -> None: ...
 
     def reconcile_queue_depth(self, group: str, depth: int) -> None: ...
+
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
+        """A venue audit finished; `report` is the node's last recovery report with the audit (and the
+        downtime changes) added, for the first audit after READY, else None."""
+        ...

@@ -5,7 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import (
+    AuditResult,
+    ExitInfo,
+    FleetObserver,
+    NodeStatus,
+    PhaseMark,
+    RecoveryReport,
+    ReloadOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +55,6 @@ class FanOut:
 
     def reconcile_queue_depth(self, group: str, depth: int) -> None:
         self._each(lambda o: o.reconcile_queue_depth(group, depth))
+
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
+        self._each(lambda o: o.audit_result(status, result, report))

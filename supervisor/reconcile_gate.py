@@ -211,6 +211,10 @@ class ReconcileGate:
             self._publish_depth(ticket.group)
             self._wake.set()
 
+    def reconciling(self, group: str) -> bool:
+        """Whether nodes of the group wait at the gate or reconcile now (the venue audit waits for them)."""
+        return any(t.group == group for t in self._tickets.values())
+
     # ---- the loop --------------------------------------------------------------------------------------
 
     async def run(self) -> None:

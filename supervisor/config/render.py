@@ -67,6 +67,11 @@ def _services(spec: FleetSpec, paths: ResolvedPaths | None) -> list[str]:
     lines.append(
         f"  metrics  http://{spec.metrics.listen}/metrics" if spec.metrics.enabled else "  metrics  off"
     )
+    lines.append(
+        f"  audit    every {format_duration(spec.audit.interval)} (jittered)"
+        if spec.audit.enabled
+        else "  audit    off"
+    )
     if paths is not None:
         lines += [
             f"  control  {paths.control_socket} (mode 0o{spec.control.mode:o})",

@@ -108,6 +108,16 @@ class CoordinationSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=T
     recovery_share: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.9
 
 
+class AuditSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The supervisor's own check, through ccxt, that the venue holds the positions and open protective orders
+    each strategy node holds (`supervisor/audit/`): after READY (the `audited` phase), then every `interval`
+    (jittered), with weight taken from the node's rate group budget."""
+
+    enabled: bool = True
+    # From 5s to 1d (checked in validate.py): an audit costs ~10 + 1 per symbol of request weight.
+    interval: Duration = Duration(300.0)
+
+
 class StartLimitSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """More than `burst` starts within `window` puts the node in quarantine."""
 
@@ -223,6 +233,7 @@ class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     log_dir: str | None = None
     venues: dict[str, VenueSpec] = {}
     coordination: CoordinationSpec = CoordinationSpec()
+    audit: AuditSpec = AuditSpec()
     defaults: NodeDefaults = NodeDefaults()
     nodes: list[NodeSpec] = []
 

@@ -12,6 +12,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from supervisor.config import validate_nodes
 from supervisor.config.describe import NAME_RULE
+from supervisor.config.duration import format_duration
 from supervisor.config.errors import ConfigError, FieldPath, quote
 from supervisor.config.identifiers import HOST_RULE, host_problem, is_env_name
 from supervisor.config.marks import Document
@@ -36,6 +37,7 @@ def validate_fleet(spec: FleetSpec, doc: Document) -> list[ConfigError]:
         validate_nodes.node_env,
         validate_nodes.durations,
         validate_nodes.instrument_overlap,
+        _audit,
     )
     return [error for check in checks for error in check(spec, doc)]
 
@@ -149,3 +151,19 @@ def _secret_refs(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
             yield doc.error(at, 'exactly one of "env" (a variable name) or "file" (a path)', found)
         elif ref.env is not None and not is_env_name(ref.env):
             yield doc.error((*at, "env"), "an environment variable name like API_KEY", quote(ref.env))
+
+
+# The venue audit's interval: often enough to matter, rarely enough for the venue's request budget.
+AUDIT_INTERVAL_MIN_S = 5.0
+AUDIT_INTERVAL_MAX_S = 86_400.0
+
+
+def _audit(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
+    interval = spec.audit.interval
+    if not AUDIT_INTERVAL_MIN_S <= interval <= AUDIT_INTERVAL_MAX_S:
+        yield doc.error(
+            ("audit", "interval"),
+            f"a duration from {format_duration(AUDIT_INTERVAL_MIN_S)} "
+            f"to {format_duration(AUDIT_INTERVAL_MAX_S)}",
+            quote(format_duration(interval)),
+        )

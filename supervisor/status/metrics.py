@@ -18,7 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from supervisor.clock import Clock
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.states import ExitReason, NodeState
 from supervisor.status import build
 from supervisor.status.shapes import (
@@ -51,6 +51,9 @@ RESULTS = ("ready", "failed")
 ADMITTED_PHASE = "admitted"
 # Waits at the reconciliation gate: a storm of 20 nodes spreads over several venue windows (minutes).
 QUEUE_WAIT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# A venue audit is a few requests (positions, one per symbol for open stops, balances).
+AUDIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+AUDIT_RESULTS = ("matched", "mismatch", "error", "skipped")
 _PROTECTIVE = {
     ActionKind.PROTECTIVE_PLACED: "placed",
     ActionKind.PROTECTIVE_CANCELLED: "cancelled",
@@ -226,6 +229,40 @@ class FleetMetrics:
             ["node", "venue"],
             registry=r,
         )
+        self._audits = Counter(
+            "fleet_audits",
+            "Venue audits of a node (the supervisor's own check through ccxt), by result: matched, mismatch, "
+            "error (venue or Redis unreadable) or skipped (no request budget).",
+            ["node", "result"],
+            registry=r,
+        )
+        self._audit_mismatches = Counter(
+            "fleet_audit_mismatches",
+            "Venue audits that found the venue's positions or open protective orders differing from the "
+            "node's.",
+            ["node"],
+            registry=r,
+        )
+        self._audit_differences = Gauge(
+            "fleet_audit_differences",
+            "Differences the node's last venue audit found (0 when it matched).",
+            ["node"],
+            registry=r,
+        )
+        self._audit_last_ok = Gauge(
+            "fleet_audit_last_success_timestamp_seconds",
+            "When a venue audit of the node last matched (epoch seconds; 0: never since the daemon started).",
+            ["node"],
+            registry=r,
+        )
+        self._audit_duration = Histogram(
+            "fleet_audit_duration_seconds",
+            "How long a venue audit took (budget wait, Redis reads, venue requests, a confirming second "
+            "look).",
+            ["node"],
+            buckets=AUDIT_BUCKETS,
+            registry=r,
+        )
         if mqtt is not None:
             r.register(_MqttCollector(mqtt))
         self._series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
@@ -318,6 +355,20 @@ class FleetMetrics:
     def reconcile_queue_depth(self, group: str, depth: int) -> None:
         self._queue_depth.labels(group).set(depth)
 
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
+        node = status.name
+        if node not in self._series:
+            self._init_node(node)
+        label = result.result if result.result in AUDIT_RESULTS else "error"
+        self._child(self._audits, node, label).inc()
+        self._child(self._audit_duration, node).observe(result.duration_ms / 1000.0)
+        if label == "mismatch":
+            self._child(self._audit_mismatches, node).inc()
+        if label in ("matched", "mismatch"):
+            self._child(self._audit_differences, node).set(len(result.differences))
+        if label == "matched":
+            self._child(self._audit_last_ok, node).set(result.at)
+
     def reload_outcome(self, outcome: ReloadOutcome) -> None:
         self._reload_ok.set(1 if outcome.applied else 0)
         if not outcome.applied:
@@ -345,6 +396,12 @@ class FleetMetrics:
             self._child(self._phase, node, phase)
         self._child(self._position, node)
         self._child(self._full, node)
+        for result in AUDIT_RESULTS:
+            self._child(self._audits, node, result)
+        self._child(self._audit_mismatches, node)
+        self._child(self._audit_differences, node)
+        self._child(self._audit_last_ok, node)
+        self._child(self._audit_duration, node)
 
     def _init_venues(self, node: str, venues: Iterable[str]) -> None:
         known = self._venues.setdefault(node, set())

@@ -21,7 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from supervisor.clock import Clock
 from supervisor.config.schema import MqttSpec
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.secrets import SecretUnavailableError
 from supervisor.status import build, payloads
 from supervisor.status.backoff import ReconnectPolicy
@@ -96,6 +96,8 @@ class MqttPublisher:
         self._last_state: dict[str, str] = {}
         # Reconciliation topics published per node, so removing the node clears every one of them.
         self._reconciliation_topics: dict[str, set[str]] = {}
+        # Nodes with a retained audit topic (cleared when the node is removed).
+        self._audited: set[str] = set()
 
     # ----- what the metrics read -----
 
@@ -149,6 +151,9 @@ class MqttPublisher:
     def node_removed(self, name: str, trader_id: str, venues: tuple[str, ...]) -> None:
         self._outbox.clear_retained(self._topics.node_state(name))
         self._outbox.clear_retained(self._topics.node_recovery(name))
+        if name in self._audited:
+            self._audited.discard(name)
+            self._outbox.clear_retained(self._topics.node_audit(name))
         topics = self._reconciliation_topics.pop(name, set())
         for venue in venues:
             with contextlib.suppress(TopicError):
@@ -159,6 +164,16 @@ class MqttPublisher:
         self._event(
             name, payloads.removed_event(name, trader_id, venues, seq=self._next_seq(), **self._stamp())
         )
+
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
+        self._audited.add(status.name)
+        self._retain(self._topics.node_audit(status.name), payloads.audit_payload(result, self._host))
+        if report is not None:
+            # The report of the node's last start, now with its audit and the venue's downtime changes.
+            self._retain(
+                self._topics.node_recovery(report.node), payloads.recovery_payload(report, self._host)
+            )
+        self._event(status.name, payloads.audit_event(status, result, seq=self._next_seq(), **self._stamp()))
 
     def reconcile_queue_depth(self, group: str, depth: int) -> None:
         return  # the queue is per node on recovery/<trader_id>/<venue> (queued, started); depth is a metric

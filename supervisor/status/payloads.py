@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.status.shapes import is_unresolved, reconciliation_result
 
 
@@ -210,3 +210,18 @@ def removed_event(
 def reload_event(outcome: ReloadOutcome, *, seq: int, ts: float, host: str) -> dict[str, Any]:
     """A reload of fleet.yaml, applied or refused (on the supervisor's events topic)."""
     return {"event": "reload", "seq": seq, "ts": ts, "host": host, **outcome.to_json()}
+
+
+def audit_payload(result: AuditResult, host: str) -> dict[str, Any]:
+    return {**result.to_json(), "host": host}
+
+
+def audit_event(status: NodeStatus, result: AuditResult, *, seq: int, ts: float, host: str) -> dict[str, Any]:
+    """A venue audit finished (the full diff is on the retained `nodes/<node>/audit` topic)."""
+    return {
+        **_event("audit", seq=seq, ts=ts, host=host, node=status.name, trader_id=status.trader_id),
+        "result": result.result,
+        "trigger": result.trigger,
+        "differences": len(result.differences),
+        "error": result.error,
+    }

@@ -54,6 +54,10 @@ class Topics:
     def node_recovery(self, node: str) -> str:
         return f"{self.prefix}/nodes/{check_level(node, 'node name')}/recovery"
 
+    def node_audit(self, node: str) -> str:
+        """The node's last venue audit (supervisor/audit/)."""
+        return f"{self.prefix}/nodes/{check_level(node, 'node name')}/audit"
+
     def reconciliation(self, trader_id: str, venue: str) -> str:
         return f"{self.prefix}/recovery/{check_level(trader_id, 'trader_id')}/{check_level(venue, 'venue')}"
 

@@ -15,7 +15,7 @@ import pytest
 
 from supervisor.clock import SystemClock
 from supervisor.config.schema import Duration, NodeSpec, RestartSpec, StartLimitSpec, StopSpec, WatchdogSpec
-from supervisor.events import ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.states import NodeState
@@ -37,6 +37,7 @@ class RecordingObserver:
         self.summaries: list[str] = []
         self.reloads: list[ReloadOutcome] = []
         self.queue_depths: list[tuple[str, int]] = []
+        self.audits: list[AuditResult] = []
         self._changed = asyncio.Event()
 
     def _poke(self) -> None:
@@ -72,6 +73,10 @@ class RecordingObserver:
 
     def reconcile_queue_depth(self, group: str, depth: int) -> None:
         self.queue_depths.append((group, depth))
+        self._poke()
+
+    def audit_result(self, status: NodeStatus, result: AuditResult, report: RecoveryReport | None) -> None:
+        self.audits.append(result)
         self._poke()
 
     def states(self, node: str) -> list[NodeState]:

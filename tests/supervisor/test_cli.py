@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from supervisor.cli import render_status
 from tests.supervisor.conftest import REPO, run_fleet
 
@@ -67,6 +69,7 @@ def test_status_table() -> None:
             "restarts": 1,
             "last_exit": {"reason": "signal", "code": None, "signal": 9, "at": 930.0},
             "last_recovery_ms": 412.6,
+            "audit": {"state": "audited", "at": 960.0, "last_ok_at": 960.0, "differences": 0},
         },
         {
             "name": "beta",
@@ -77,6 +80,7 @@ def test_status_table() -> None:
             "last_exit": {"reason": "exit", "code": 3, "signal": None, "at": 990.0},
             "last_recovery_ms": None,
             "quarantine_reason": "crash loop: 5 starts within 60s",
+            "audit": {"state": "-"},
         },
     ]
     table = render_status(nodes, now=1000.0).splitlines()
@@ -90,6 +94,7 @@ def test_status_table() -> None:
         "EXIT",
         "LAST",
         "RECOVERY",
+        "AUDIT",
     ]
     assert table[1].split() == [
         "alpha",
@@ -103,8 +108,12 @@ def test_status_table() -> None:
         "ago",
         "413",
         "ms",
+        "audited",
+        "40s",
+        "ago",
     ]
     assert table[2].split()[:5] == ["beta", "quarantined", "-", "-", "5"]
+    assert table[2].endswith("not audited")
     assert table[3] == "beta: quarantined: crash loop: 5 starts within 60s (fleet reset beta)"
 
 
@@ -123,3 +132,22 @@ def test_the_example_fleet_is_valid_without_its_secrets_and_strict_mode_says_wha
     strict = run_fleet("check", "--strict", "fleet.yaml", env=unset)
     assert strict.returncode == 2
     assert strict.stderr.count("expected environment variable DEMO_") == 6
+
+
+@pytest.mark.parametrize(
+    ("audit", "cell"),
+    [
+        (None, "-"),
+        ({"state": "off"}, "off"),
+        ({"state": "-"}, "not audited"),
+        ({"state": "pending"}, "pending"),
+        ({"state": "deferred"}, "deferred"),
+        ({"state": "audited", "at": 995.0}, "audited 5s ago"),
+        ({"state": "mismatch", "at": 995.0, "differences": 2}, "MISMATCH (2)"),
+        ({"state": "error", "at": 995.0, "last_ok_at": 700.0}, "error (ok 5m00s ago)"),
+        ({"state": "skipped", "at": 995.0, "last_ok_at": None}, "skipped"),
+    ],
+)
+def test_status_audit_column(audit: dict[str, Any] | None, cell: str) -> None:
+    node = {"name": "a", "state": "ready", "pid": 1, "started_at": 990.0, "restarts": 0, "audit": audit}
+    assert render_status([node], now=1000.0).splitlines()[1].endswith(cell)

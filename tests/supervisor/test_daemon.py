@@ -114,8 +114,10 @@ async def test_cli_status_and_logs(daemon: DaemonUnderTest) -> None:
         "EXIT",
         "LAST",
         "RECOVERY",
+        "AUDIT",
     ]
     assert lines[1].split()[:2] == ["a", "ready"]
+    assert lines[1].endswith(" off")  # a `command:` node is not audited
     assert lines[-1] == "2 nodes: 2 ready"
     logs = run_fleet("logs", "a", "--socket", str(daemon.base / "run" / "control.sock"))
     assert "test node ready" in logs.stdout

@@ -56,6 +56,7 @@ def test_render_shows_effective_settings_and_masks_secrets(tmp_path: Path) -> No
           redis    redis://127.0.0.1:6379/0  password *** (env REDIS_PW)  timeout 2s
           mqtt     127.0.0.1:1883 (no tls)  topics desk/one/...  keepalive 15s  user ops  password *** (file {tmp_path}/mqtt.pw)
           metrics  http://127.0.0.1:9464/metrics
+          audit    every 5m (jittered)
           control  /tmp/nautilus-fleet-7/control.sock (mode 0o600)
           runtime  /tmp/nautilus-fleet-7
           state    /h/.local/state/nautilus-fleet

@@ -146,6 +146,7 @@ def test_every_required_alert_exists() -> None:
         "NodeQuarantined",
         "RecoveryTooSlow",
         "PositionMismatch",
+        "AuditMismatch",
         "DuplicateOrderAttempt",
         "MQTTDisconnected",
     } <= alerts
