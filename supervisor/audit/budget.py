@@ -18,8 +18,8 @@ from supervisor.rate_budget import (
 )
 
 # Until a node of the group has published the venue's limits: Binance USD-M's 2,400 a minute, at the default
-# recovery share (0.8).
-DEFAULT_BUDGET = 1920
+# recovery share (0.9).
+DEFAULT_BUDGET = 2160
 DEFAULT_WINDOW_MS = 60_000
 
 

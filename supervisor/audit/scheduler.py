@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 AUDITED = "audited"
 JITTER = 0.1
 CONFIRM_AFTER_S = 2.0
+ADOPTED_GRACE_S = 2.0  # before auditing a READY node whose recovery report this daemon did not see
 # A budget that keeps saying "not now" (the venue holds the group back for minutes) skips the round.
 MAX_DEFERRAL_S = 300.0
 # While nodes of the group reconcile, look again this often (the gate itself looks every second).
@@ -158,6 +159,19 @@ class AuditScheduler:
             _cancel(audit.loop)
             audit.loop = None
             audit.state = "-"
+        elif status.state is NodeState.READY and (audit is None or audit.loop is None):
+            self._audit_without_report(status.name)
+
+    def _audit_without_report(self, name: str) -> None:
+        """A node READY without a recovery report this daemon saw (adopted from an earlier daemon): audited
+        on the interval from now on. A recovery report arriving meanwhile replaces this loop."""
+        if self._auditable(name) is None or self._group is None:
+            return
+        audit = self._nodes.setdefault(name, _NodeAudit())
+        audit.state = "pending"
+        audit.loop = self._group.create_task(
+            _guarded(self._loop(name, None), name, None), name=f"audit[{name}]"
+        )
 
     def recovery_phase(self, status: NodeStatus, phase: PhaseMark) -> None:
         node = self._auditable(status.name)
@@ -220,8 +234,11 @@ class AuditScheduler:
             return None
         return node
 
-    async def _loop(self, name: str, report: RecoveryReport) -> None:
-        trigger = "ready"
+    async def _loop(self, name: str, report: RecoveryReport | None) -> None:
+        trigger = "ready" if report is not None else "adopted"
+        if report is None:
+            # The recovery report of a node that has just recovered follows its READY status closely.
+            await self._clock.sleep(ADOPTED_GRACE_S)
         while True:
             node = self._auditable(name)
             if node is None:
@@ -234,7 +251,7 @@ class AuditScheduler:
             audit.state = {"matched": "audited"}.get(result.result, result.result)
             if result.result == "matched":
                 audit.last_ok_at = result.at
-            amended = self._amend(report, result, before, views) if first else None
+            amended = self._amend(report, result, before, views) if first and report is not None else None
             status = self._status_of(name)
             if status is not None:
                 if amended is not None and result.result == "matched":

@@ -275,6 +275,17 @@ async def test_a_matching_node_is_audited_then_a_position_changed_behind_its_bac
     assert setup.scheduler.status_of("probe")["state"] == "-"
 
 
+async def test_a_node_ready_without_a_report_it_saw_is_audited_too(setup: Setup) -> None:
+    """A node a restarted daemon adopted READY: no recovery report reaches this daemon, only its status."""
+    await setup.hold("0.010")
+    await setup.venue.admin.set_position("BTCUSDT", "0.020", "60000")
+    setup.scheduler.node_status(setup.status(NodeState.READY))
+    result, amended = await setup.recorder.next_audit(0)
+    assert (result.result, result.trigger, amended) == ("mismatch", "adopted", None)
+    assert [(d["what"], d["kind"]) for d in result.differences][0] == ("position", "quantity")
+    assert setup.recorder.phases == []  # no recovery of this daemon's to mark `audited`
+
+
 async def test_a_stop_the_venue_lost_is_found(setup: Setup) -> None:
     await setup.hold("0.010")
     await setup.venue.admin.set_position("BTCUSDT", "0.010", "60000")
