@@ -27,6 +27,8 @@ from supervisor.config.schema import FleetSpec, NodeSpec
 from supervisor.control_server import ControlServer
 from supervisor.discovery import Announcement, Announcer
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.fleet_view import FleetViewPublisher
+from supervisor.lease import Holder, LeaseKeeper, LeaseTiming
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.notify import Notifier
@@ -55,8 +57,11 @@ class Daemon:
         clock: Clock | None = None,
         observers: list[FleetObserver] | None = None,
         watch: bool = True,
+        host_id: str | None = None,
     ) -> None:
         self.config_path = config_path.resolve()
+        # This supervisor's host id: lease holder, placement, MQTT topics, metrics labels.
+        self.host = host_id or default_host_id(environ if environ is not None else os.environ)
         self.spec = spec
         self._environ = dict(os.environ if environ is None else environ)
         self._clock = clock or SystemClock()
@@ -88,6 +93,16 @@ class Daemon:
             host=host_egress(),
             call_timeout_s=self._redis.call_timeout,
         )
+        self.leases: LeaseKeeper | None = None
+        if spec.leases.enabled:
+            self.leases = LeaseKeeper(
+                redis=self._redis.client,
+                holder=Holder.new(self.host),
+                timing=LeaseTiming.from_spec(spec.leases),
+                on_lost=self._lease_lost,
+                call_timeout=self._redis.call_timeout,
+            )
+        self._view: FleetViewPublisher | None = None
 
     # ---- the Fleet protocol used by the control server --------------------------------------------
 
@@ -138,6 +153,19 @@ class Daemon:
                 self._node_group = services
                 for node in self.spec.nodes:
                     self._add_node(node)
+                if self.leases is not None:
+                    services.create_task(self.leases.run(), name="fleet.leases")
+                    self._view = FleetViewPublisher(
+                        redis=self._redis.client,
+                        fleet=self.spec.fleet,
+                        host=self.host,
+                        snapshot=self._view_snapshot,
+                        every=self.leases.timing.renew_every,
+                        ttl=max(3 * self.leases.timing.ttl, 30.0),
+                        call_timeout=self._redis.call_timeout,
+                        clock=self._clock.time,
+                    )
+                    services.create_task(self._view.run(), name="fleet.view")
                 services.create_task(self._reload_loop(), name="fleet.reload")
                 services.create_task(self._gate.run(), name="fleet.reconcile-gate")
                 if self._watch:
@@ -148,9 +176,10 @@ class Daemon:
                     services.create_task(self._trigger(shutdown_trigger), name="fleet.shutdown-trigger")
                 services.create_task(self._escalation_loop(), name="fleet.escalation")
                 log.info(
-                    "fleet %s running %d nodes (control socket %s)",
+                    "fleet %s running %d nodes on host %s (control socket %s)",
                     self.spec.fleet,
                     len(self.spec.nodes),
+                    self.host,
                     self.paths.control_socket,
                 )
                 self._systemd.ready(status=self.summary())
@@ -183,7 +212,7 @@ class Daemon:
         from supervisor.status.mqtt import MqttPublisher
         from supervisor.status.session import FileSessionCounter
 
-        host = socket.gethostname()
+        host = self.host
         publisher = None
         if self.spec.mqtt.enabled:
             publisher = MqttPublisher(
@@ -256,6 +285,8 @@ class Daemon:
             clock=self._clock,
             before_start=self._compact_cache if node.strategies is not None else None,
             gate=self._node_gate if node.strategies is not None else None,
+            leases=self.leases if node.strategies is not None else None,
+            host=self.host,
         )
 
     async def _guard(self, runner: NodeRunner) -> None:
@@ -268,13 +299,15 @@ class Daemon:
             self._exit_code = 1
             self._shutdown.set()
 
-    async def _remove_node(self, name: str) -> None:
+    async def _remove_node(self, name: str, *, release: bool = True) -> None:
         runner = self._runners.pop(name)
         await runner.stop()
         task = self._tasks.pop(name)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if release and self.leases is not None:
+            await self.leases.release(runner.spec.trader_id)
         self.node_removed(name, runner.spec.trader_id, tuple(runner.spec.venues))
         self._publish_summary()
 
@@ -420,7 +453,7 @@ class Daemon:
         for name in plan.update:
             self._runners[name].update(new.node(name))
         for name in plan.restart:
-            await self._remove_node(name)
+            await self._remove_node(name, release=False)  # its new runner starts under the same lease
             self._launch(fresh[name])
         for name in plan.start:
             if name in fresh:
@@ -446,6 +479,11 @@ class Daemon:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.leases is not None:
+            # Every node is stopped: hand the leases over now rather than after their TTL.
+            await self.leases.release_all()
+        if self._view is not None:
+            await self._view.withdraw()
 
     async def _escalation_loop(self) -> None:
         await self._escalate.wait()
@@ -491,11 +529,34 @@ class Daemon:
             self._systemd.watchdog()
             await asyncio.sleep(interval)
 
+    # ---- leases and the fleet-wide view ------------------------------------------------------------
+
+    def _lease_lost(self, trader_id: str, reason: str) -> None:
+        """Called by the keeper the moment a lease counts as lost: the node must stop trading now."""
+        for runner in self._runners.values():
+            if runner.spec.trader_id == trader_id:
+                runner.fence(reason)
+
+    def _view_snapshot(self) -> list[dict[str, Any]] | None:
+        if not any(r.spec.strategies is not None for r in self._runners.values()):
+            return None
+        return [runner.status().to_json() for runner in self._runners.values()]
+
+    async def hosts_view(self) -> dict[str, dict[str, Any]]:
+        """Every host's published view of this fleet (this host's own included, as published)."""
+        if self.leases is None:
+            return {}
+        from supervisor.fleet_view import read_views
+
+        return await read_views(self._redis.client(), self.spec.fleet, timeout_s=self._redis.call_timeout)
+
     # ---- FleetObserver: runners report here; the daemon keeps its summary and passes everything on ----
 
     def node_status(self, status: NodeStatus) -> None:
         self.observer.node_status(status)
         self._publish_summary()
+        if self._view is not None:
+            self._view.changed()
 
     def node_exited(self, status: NodeStatus, exit_info: ExitInfo, will_restart: bool) -> None:
         self.observer.node_exited(status, exit_info, will_restart)
@@ -524,6 +585,11 @@ class Daemon:
             self._systemd.status(summary)
         counts = dict(Counter(str(r.state) for r in self._runners.values()))
         self.observer.fleet_summary(summary, counts)
+
+
+def default_host_id(environ: Mapping[str, str]) -> str:
+    """$FLEET_HOST_ID, else the host name (its first label)."""
+    return environ.get("FLEET_HOST_ID") or socket.gethostname().split(".")[0]
 
 
 class StartupError(Exception):

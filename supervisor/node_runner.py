@@ -24,6 +24,7 @@ from supervisor.child import NodeProcess
 from supervisor.clock import Clock
 from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
+from supervisor.lease import LeaseKeeper
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
 from supervisor.reconcile_gate import ADMITTED, ENV_GATE_KEY, QUEUED, NodeGate, Ticket, gate_key
@@ -89,8 +90,13 @@ class NodeRunner:
         clock: Clock,
         before_start: BeforeStart | None = None,
         gate: NodeGate | None = None,
+        leases: LeaseKeeper | None = None,
+        host: str = "",
     ) -> None:
         self.spec = spec
+        # Strategy nodes run only under their trader_id's lease (None: leases are off, or a `command:` node).
+        self._leases = leases
+        self.host = host
         self._before_start = before_start
         self._gate = gate
         self._argv = argv
@@ -124,6 +130,7 @@ class NodeRunner:
         self.rejected_notify = 0
         self._drains: set[asyncio.Task[None]] = set()
         self._early_notify: list[tuple[dict[str, str], int]] = []
+        self._standby_reason = ""
 
     # ---- public commands (called on the loop by the daemon and the control socket) -------------------
 
@@ -178,6 +185,29 @@ class NodeRunner:
             self._quarantine_reason = ""
             self._history = self._history.reset()
 
+    def fence(self, reason: str) -> None:
+        """The node's lease is lost: another host may take its trader_id over at any moment. Kill the node's
+        process group now (no graceful stop: it must not place another order); it is not restarted here
+        unless this host acquires the lease again."""
+        run = self._run
+        if run is None or run.process.exited.done():
+            return
+        log.error(
+            "node %s (pid %s): lease lost (%s): killing it", self.name, run.main_pid, reason,
+            extra={"node": self.name},
+        )  # fmt: skip
+        run.kill_reason = ExitReason.FENCED
+        run.fatal_reason = ""
+        run.process.kill()
+        run.wake.set()
+
+    @property
+    def lease_held(self) -> bool:
+        """This host holds the node's lease (or the node needs none: leases off, or a `command:` node)."""
+        if self._leases is None:
+            return self.state not in (NodeState.STOPPED, NodeState.STANDBY)
+        return self._leases.held(self.spec.trader_id) is not None
+
     def update(self, spec: NodeSpec) -> None:
         """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
         self.spec = spec
@@ -201,6 +231,9 @@ class NodeRunner:
             status_text=self._status_text,
             quarantine_reason=self._quarantine_reason,
             next_start_in=next_in,
+            host=self.host,
+            standby_reason=self._standby_reason if self.state is NodeState.STANDBY else "",
+            lease_held=self.lease_held,
         )
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -212,7 +245,8 @@ class NodeRunner:
         try:
             while True:
                 await self._wait_until_wanted()
-                await self._run_once()
+                if await self._hold_lease():
+                    await self._run_once()
         finally:
             run = self._run
             if run is not None and not run.process.exited.done():
@@ -233,6 +267,33 @@ class NodeRunner:
             self._stopped.set()
             self._wake.clear()
             await self._wake.wait()
+
+    async def _hold_lease(self) -> bool:
+        """Wait in standby until this host holds the node's lease (True), or the node is no longer wanted
+        (False). Retried every renewal interval: when the holder's host dies, its lease expires and the first
+        eligible host to ask after that acquires it (failover)."""
+        if self._leases is None:
+            return True
+        placement = self.spec.placement
+        while self._wanted and not self._quarantined:
+            if not placement.allows(self.host):
+                self._standby_reason = (
+                    f"placement: hosts {', '.join(placement.hosts or ())} exclude this host ({self.host})"
+                )
+            elif await self._leases.acquire(self.spec.trader_id) is not None:
+                self._standby_reason = ""
+                return True
+            else:
+                other = self._leases.other_holder(self.spec.trader_id)
+                self._standby_reason = f"host {other} holds the lease" if other else "lease not acquired"
+            self._stopped.set()
+            if self.state is not NodeState.STANDBY:
+                log.info("node %s: standby: %s", self.name, self._standby_reason, extra={"node": self.name})
+                self._transition(NodeState.STANDBY)
+            await self._sleep_interruptibly(self._leases.timing.renew_every)
+        if self.state is NodeState.STANDBY:
+            self._transition(NodeState.STOPPED)
+        return False
 
     async def _run_once(self) -> None:
         self._stopped.clear()
@@ -340,6 +401,18 @@ class NodeRunner:
         env["NOTIFY_SOCKET"] = str(self.paths.notify_socket)
         env["FLEET_NODE"] = self.name
         env["FLEET_NODE_SPEC"] = str(self.paths.spec_file)
+        lease = self._leases.held(self.spec.trader_id) if self._leases is not None else None
+        if self._leases is not None and lease is None:
+            log.warning("node %s: lease lost before the spawn: not started", self.name)
+            self._last_exit = ExitInfo(
+                reason=ExitReason.FENCED, at=self._clock.time(), detail="lease lost before the spawn"
+            )
+            self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
+            return None
+        for key in ("FLEET_EPOCH", "FLEET_LEASE_KEY", "FLEET_LEASE_TTL_MS", "FLEET_LEASE_MARGIN_MS"):
+            env.pop(key, None)
+        if lease is not None and self._leases is not None:
+            env.update(self._leases.node_env(lease))
         env.pop("WATCHDOG_PID", None)
         if self.spec.watchdog is not None:
             env["WATCHDOG_USEC"] = str(int(self.spec.watchdog.timeout * 1e6))
@@ -455,6 +528,14 @@ class NodeRunner:
             self._transition(NodeState.STOPPED)
             self._observer.node_exited(self.status(), exit_info, False)
             return
+        if exit_info.reason is ExitReason.FENCED:
+            # Not the restart policy's business: the node runs again here only if this host gets the lease.
+            if self._leases is not None:
+                await self._leases.release(self.spec.trader_id)
+            self._standby_reason = "lease lost"
+            self._transition(NodeState.STANDBY)
+            self._observer.node_exited(self.status(), exit_info, False)
+            return
 
         self._history, decision = decide_after_exit(
             self._history,
@@ -512,6 +593,10 @@ class NodeRunner:
             )
         if code is not None and code < 0:
             return ExitInfo(reason=ExitReason.SIGNAL, signal=-code, at=at)
+        if code == notify.EXIT_LEASE_LOST:
+            return ExitInfo(
+                reason=ExitReason.FENCED, code=code, at=at, detail="exit code 75: the node lost its lease"
+            )
         if code == notify.EXIT_FATAL:
             return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail="exit code 78 (EX_CONFIG)")
         return ExitInfo(reason=ExitReason.EXIT, code=code, at=at)

@@ -37,6 +37,9 @@ X_FATAL = "X_FATAL"
 
 # Exit code meaning "configuration error: do not restart" (sysexits EX_CONFIG); same effect as X_FATAL.
 EXIT_FATAL = 78
+# The node lost its lease (another host may own its trader_id now): it halted trading and exited. Not
+# restarted on this host by the restart policy; the runner waits in standby for the lease instead.
+EXIT_LEASE_LOST = 75
 # A datagram must fit the receiver's buffer; details beyond this are cut by the sender (and refused by the
 # receiver), so a phase report can never grow without bound.
 MAX_DETAIL_BYTES = 32 * 1024
