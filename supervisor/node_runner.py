@@ -131,6 +131,9 @@ class NodeRunner:
         self._drains: set[asyncio.Task[None]] = set()
         self._early_notify: list[tuple[dict[str, str], int]] = []
         self._standby_reason = ""
+        # After the node lost its lease, this host does not ask for it again before this (monotonic): another
+        # eligible host, asking every ttl/3, gets it first.
+        self._retry_lease_at = 0.0
 
     # ---- public commands (called on the loop by the daemon and the control socket) -------------------
 
@@ -280,6 +283,8 @@ class NodeRunner:
                 self._standby_reason = (
                     f"placement: hosts {', '.join(placement.hosts or ())} exclude this host ({self.host})"
                 )
+            elif self._clock.monotonic() < self._retry_lease_at:
+                self._standby_reason = "lease lost here; other hosts may take it first"
             elif await self._leases.acquire(self.spec.trader_id) is not None:
                 self._standby_reason = ""
                 return True
@@ -532,7 +537,8 @@ class NodeRunner:
             # Not the restart policy's business: the node runs again here only if this host gets the lease.
             if self._leases is not None:
                 await self._leases.release(self.spec.trader_id)
-            self._standby_reason = "lease lost"
+                self._retry_lease_at = self._clock.monotonic() + self._leases.timing.ttl
+            self._standby_reason = "lease lost here; other hosts may take it first"
             self._transition(NodeState.STANDBY)
             self._observer.node_exited(self.status(), exit_info, False)
             return
