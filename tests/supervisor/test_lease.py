@@ -169,7 +169,7 @@ async def test_an_unrenewable_lease_kills_the_node_before_it_can_expire(
     task = asyncio.create_task(a.run())
     try:
         pauser = aioredis.Redis(port=redis_port, socket_timeout=5)
-        await pauser.execute_command("CLIENT", "PAUSE", int(TIMING.ttl * 2000), "ALL")
+        await pauser.client_pause(int(TIMING.ttl * 2000), all=True)
         await pauser.aclose()
         async with asyncio.timeout(TIMING.ttl * 2):
             await losses.event.wait()
@@ -186,7 +186,7 @@ async def test_an_unrenewable_lease_kills_the_node_before_it_can_expire(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await client.aclose()
-        await redis.execute_command("CLIENT", "UNPAUSE")
+        await redis.client_unpause()
 
 
 async def test_a_lease_taken_over_in_redis_is_lost_at_the_next_renewal(
@@ -345,7 +345,7 @@ async def test_one_trader_id_runs_on_one_host_and_fails_over_when_fenced(
     # Redis stops answering for longer than the TTL: host a cannot renew, kills its node at ttl - margin and
     # does not restart it (the restart policy would have); the lease expires.
     pauser = aioredis.Redis(port=hosts.port, socket_timeout=5)
-    await pauser.execute_command("CLIENT", "PAUSE", int((TIMING.ttl + 0.5) * 1000), "ALL")
+    await pauser.client_pause(int((TIMING.ttl + 0.5) * 1000), all=True)
     await pauser.aclose()
     await until(lambda: a.state is not NodeState.READY, timeout=TIMING.ttl + 2)
     exit_info = a.status().last_exit
