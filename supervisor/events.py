@@ -52,7 +52,7 @@ class NodeStatus:
     next_start_in: float | None = None  # seconds, while in backoff
     host: str = ""  # the host id of the supervisor reporting it
     standby_reason: str = ""  # while in standby: why it does not run here (another host holds the lease)
-    lease_held: bool = False  # this host holds the node's lease (or it needs none and runs here)
+    lease_held: bool | None = None  # this host holds the node's lease (None: the node needs no lease)
 
     def to_json(self) -> dict[str, Any]:
         return {

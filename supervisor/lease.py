@@ -200,6 +200,10 @@ class LeaseKeeper:
     def held(self, trader_id: str) -> Lease | None:
         return self._leases.get(trader_id)
 
+    def valid(self, lease: Lease) -> bool:
+        """Before its deadline (a frozen supervisor wakes up after it, before the deadline loop has run)."""
+        return self._monotonic() < lease.deadline
+
     def holders(self) -> dict[str, Lease]:
         return dict(self._leases)
 
@@ -207,6 +211,14 @@ class LeaseKeeper:
         """The host that held the lease when this keeper last failed to acquire it."""
         seen = self._others.get(trader_id)
         return Holder.host_of(seen.holder) if seen is not None else None
+
+    def retry_in(self, trader_id: str) -> float:
+        """When a standby host should ask again: every ttl/3, and right after the holder's lease would expire
+        unless renewed (a dead host's lease is taken over at its expiry, not up to ttl/3 later)."""
+        seen = self._others.get(trader_id)
+        if seen is None or seen.ttl_ms <= 0:
+            return self.timing.renew_every
+        return max(0.02, min(self.timing.renew_every, seen.ttl_ms / 1000 + 0.02))
 
     def node_env(self, lease: Lease) -> dict[str, str]:
         """What a node started under `lease` is told, so that it can check the lease itself."""

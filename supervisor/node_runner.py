@@ -74,6 +74,7 @@ class _Run:
     ticket: Ticket | None = None  # its place at the reconciliation gate
     queued: bool = False  # it had to wait (a `queued` phase was published)
     admission_seen: bool = False
+    lease_epoch: int | None = None  # the fencing epoch it was started under (None: no lease)
 
 
 class NodeRunner:
@@ -205,11 +206,16 @@ class NodeRunner:
         run.wake.set()
 
     @property
-    def lease_held(self) -> bool:
-        """This host holds the node's lease (or the node needs none: leases off, or a `command:` node)."""
+    def lease_held(self) -> bool | None:
+        """This host holds the node's lease, valid now (None: the node needs none: leases are off, or it is a
+        `command:` node)."""
         if self._leases is None:
-            return self.state not in (NodeState.STOPPED, NodeState.STANDBY)
-        return self._leases.held(self.spec.trader_id) is not None
+            return None
+        lease = self._leases.held(self.spec.trader_id)
+        if lease is None or not self._leases.valid(lease):
+            return False
+        run = self._run
+        return run is None or run.lease_epoch in (None, lease.epoch)
 
     def update(self, spec: NodeSpec) -> None:
         """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
@@ -295,7 +301,7 @@ class NodeRunner:
             if self.state is not NodeState.STANDBY:
                 log.info("node %s: standby: %s", self.name, self._standby_reason, extra={"node": self.name})
                 self._transition(NodeState.STANDBY)
-            await self._sleep_interruptibly(self._leases.timing.renew_every)
+            await self._sleep_interruptibly(self._leases.retry_in(self.spec.trader_id))
         if self.state is NodeState.STANDBY:
             self._transition(NodeState.STOPPED)
         return False
@@ -339,6 +345,8 @@ class NodeRunner:
             ticket=ticket,
             queued=queued,
         )
+        lease = self._leases.held(self.spec.trader_id) if self._leases is not None else None
+        run.lease_epoch = lease.epoch if lease is not None else None
         if self.spec.readiness.mode == "running":
             run.ready_when_running = loop.time() + self.spec.readiness.after
         self._run = run
@@ -445,6 +453,8 @@ class NodeRunner:
         while not exited.done():
             # Cleared before the checks: a command or notify message arriving while we wait wakes us.
             run.wake.clear()
+            if self._fenced(run):
+                break  # killed; only its exit is left to see
             if not self._wanted or self._restart_requested or run.fatal_reason:
                 await self._stop_process(run)
                 break
@@ -585,9 +595,30 @@ class NodeRunner:
             self._detected = None
             self._transition(NodeState.STOPPED)
 
+    def _fenced(self, run: _Run) -> bool:
+        """Killed for its lease already, or its lease is gone now (seen here first when this supervisor was
+        itself frozen past the deadline): then it is killed now."""
+        if run.kill_reason is ExitReason.FENCED:
+            return True
+        if self._lease_gone(run):
+            self.fence("its lease expired")
+            return True
+        return False
+
+    def _lease_gone(self, run: _Run) -> bool:
+        """The node was started under a lease this host no longer holds valid (lost, replaced, or past its
+        deadline, which the keeper may not have acted on yet)."""
+        if run.lease_epoch is None or self._leases is None:
+            return False
+        lease = self._leases.held(self.spec.trader_id)
+        return lease is None or lease.epoch != run.lease_epoch or not self._leases.valid(lease)
+
     def _exit_info(self, run: _Run) -> ExitInfo:
         code = run.process.returncode
         at = self._clock.time()
+        if run.kill_reason is not ExitReason.STOPPED and self._lease_gone(run):
+            # Whatever ended it (its own exit 75, our SIGKILL, a watchdog seen late), it ran without a lease.
+            run.kill_reason = ExitReason.FENCED
         if run.fatal_reason:
             return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail=run.fatal_reason)
         if run.kill_reason is not None:
@@ -596,6 +627,7 @@ class NodeRunner:
                 code=code if code is not None and code >= 0 else None,
                 signal=-code if code is not None and code < 0 else None,
                 at=at,
+                detail="the node's lease was lost" if run.kill_reason is ExitReason.FENCED else "",
             )
         if code is not None and code < 0:
             return ExitInfo(reason=ExitReason.SIGNAL, signal=-code, at=at)

@@ -254,7 +254,9 @@ class FleetMetrics:
         self._trader_ids[node] = status.trader_id
         self._child(self._node_info, node, status.trader_id).set(1)
         self._child(self._up, node).set(1 if status.state is NodeState.READY else 0)
-        self._child(self._lease, node, self._host).set(1 if status.lease_held else 0)
+        runs_here = status.state not in (NodeState.STOPPED, NodeState.STANDBY)
+        held = status.lease_held if status.lease_held is not None else runs_here
+        self._child(self._lease, node, self._host).set(1 if held else 0)
         for state in NodeState:
             self._child(self._state, node, str(state)).set(1 if state is status.state else 0)
         self._states[node] = status.state

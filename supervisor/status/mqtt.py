@@ -126,8 +126,9 @@ class MqttPublisher:
     def node_status(self, status: NodeStatus) -> None:
         previous = self._last_state.get(status.name)
         self._last_state[status.name] = str(status.state)
-        # A node in standby here runs on another host (or nowhere): the retained state is that host's to say.
-        if status.state is not NodeState.STANDBY:
+        # A node in standby here runs on another host (or nowhere), and one whose lease is gone may already
+        # run there: the retained state is that host's to say.
+        if status.state is not NodeState.STANDBY and status.lease_held is not False:
             self._retain(
                 self._topics.node_state(status.name), payloads.node_state_payload(status, self._host)
             )

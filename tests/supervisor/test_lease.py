@@ -123,6 +123,8 @@ async def test_another_host_acquires_only_after_the_holder_released(keeper: Keep
     assert lease is not None and lease.epoch == 1
     assert await b.acquire("T-2") is None
     assert b.other_holder("T-2") == "host-a"
+    # It asks again right after host a's lease would expire, if that is before its next ttl/3 tick.
+    assert 0 < b.retry_in("T-2") <= TIMING.renew_every
     await a.release_all()
     taken = await b.acquire("T-2")
     assert taken is not None and taken.epoch == 2
