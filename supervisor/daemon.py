@@ -93,15 +93,8 @@ class Daemon:
             host=host_egress(),
             call_timeout_s=self._redis.call_timeout,
         )
+        # Built in run(), once the state directory exists (it keeps the lease holder's session).
         self.leases: LeaseKeeper | None = None
-        if spec.leases.enabled:
-            self.leases = LeaseKeeper(
-                redis=self._redis.client,
-                holder=Holder.new(self.host),
-                timing=LeaseTiming.from_spec(spec.leases),
-                on_lost=self._lease_lost,
-                call_timeout=self._redis.call_timeout,
-            )
         self._view: FleetViewPublisher | None = None
 
     # ---- the Fleet protocol used by the control server --------------------------------------------
@@ -132,6 +125,14 @@ class Daemon:
         """Run until the trigger completes or a SIGTERM/SIGINT arrives; returns the exit code."""
         self._prepare_dirs()
         await self._stop_leftovers()
+        if self.spec.leases.enabled:
+            self.leases = LeaseKeeper(
+                redis=self._redis.client,
+                holder=Holder.for_state_dir(self.paths.state_dir, self.host),
+                timing=LeaseTiming.from_spec(self.spec.leases),
+                on_lost=self._lease_lost,
+                call_timeout=self._redis.call_timeout,
+            )
         self._log_writer.start()
         control = ControlServer(path=self.paths.control_socket, mode=self.spec.control.mode, fleet=self)
         await control.start()

@@ -20,14 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from supervisor.child import process_start_time
 from supervisor.config.schema import LeasesSpec
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,26 @@ class Holder:
     @staticmethod
     def host_of(holder: str) -> str:
         return holder.rpartition("/")[0] or holder
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path, host: str) -> Holder:
+        """This supervisor's holder, kept in its state directory: a supervisor started after the previous one
+        died (kill -9, a crash) continues its session, so it renews the leases it held, with the same epochs,
+        instead of waiting a TTL for them to expire. While the previous supervisor (by pid and start time)
+        still runs, or for another host id, it is a new session."""
+        path = state_dir / "lease-holder.json"
+        own = {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
+        holder = cls.new(host)
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            saved = json.loads(path.read_text())
+            previous = (int(saved["pid"]), saved.get("start_time"))
+            alive = previous[1] is not None and process_start_time(previous[0]) == previous[1]
+            if saved["host"] == host and (not alive or previous[0] == own["pid"]):
+                holder = cls(host=host, session=str(saved["session"]))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"host": host, "session": holder.session, **own}))
+        os.replace(tmp, path)
+        return holder
 
 
 @dataclasses.dataclass(frozen=True)

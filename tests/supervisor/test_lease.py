@@ -4,6 +4,7 @@ keeper's renewals and deadline, and two runners of one trader_id on two "hosts".
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -383,3 +384,24 @@ async def test_placement_keeps_a_node_in_standby_on_an_excluded_host(hosts: Host
 def test_lease_timing_from_spec() -> None:
     timing = LeaseTiming.from_spec(LeasesSpec())
     assert (timing.ttl, timing.margin, timing.renew_every, timing.valid_for) == (10.0, 2.0, 10 / 3, 8.0)
+
+
+def test_a_supervisor_started_after_its_predecessor_died_continues_its_session(tmp_path: Path) -> None:
+    from supervisor.child import process_start_time
+
+    first = Holder.for_state_dir(tmp_path, "host-a")
+    assert Holder.for_state_dir(tmp_path, "host-a") == first  # the same process: the same session
+    previous = subprocess.Popen(["sleep", "30"])
+    try:
+        record = {"host": "host-a", "session": "s-prev", "pid": previous.pid}
+        record["start_time"] = process_start_time(previous.pid)
+        (tmp_path / "lease-holder.json").write_text(json.dumps(record))
+        # The supervisor that wrote it still runs: a new session (never two supervisors on one holder).
+        assert Holder.for_state_dir(tmp_path, "host-a").session != "s-prev"
+        (tmp_path / "lease-holder.json").write_text(json.dumps(record))
+    finally:
+        previous.kill()
+        previous.wait()
+    # It died: its leases are this supervisor's to renew.
+    assert Holder.for_state_dir(tmp_path, "host-a") == Holder("host-a", "s-prev")
+    assert Holder.for_state_dir(tmp_path, "host-b").session != "s-prev"
