@@ -236,15 +236,18 @@ def main() -> int:
           f"{args.rounds} rounds")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="nf-failover-", dir="/tmp") as tmp:
         failovers, recoveries = asyncio.run(run(args, Path(tmp)))
-    one_recovery = pct(recoveries, 50)
-    target = ttl_s + one_recovery
     print(f"\nfailover (host killed -> READY on the other): p50 {pct(failovers, 50):.2f} s, "
           f"p95 {pct(failovers, 95):.2f} s")  # fmt: skip
-    print(f"plain recovery (node killed -> READY, same host): p50 {one_recovery:.2f} s, "
+    print(f"plain recovery (node killed -> READY, same host): p50 {pct(recoveries, 50):.2f} s, "
           f"p95 {pct(recoveries, 95):.2f} s")  # fmt: skip
-    print(f"target: ttl + one recovery = {ttl_s:g} + {one_recovery:.2f} = {target:.2f} s; "
-          f"failover p95 / target = {pct(failovers, 95) / target:.2f}; "
-          f"{'met' if pct(failovers, 95) <= target else 'MISSED'}")  # fmt: skip
+    met = True
+    for q in (50, 95):
+        target = ttl_s + pct(recoveries, q)
+        ratio = pct(failovers, q) / target
+        met = met and ratio <= 1.0
+        print(f"target p{q}: ttl + one recovery = {ttl_s:g} + {pct(recoveries, q):.2f} = {target:.2f} s; "
+              f"failover p{q} / target = {ratio:.2f}")  # fmt: skip
+    print(f"failover {'meets' if met else 'MISSES'} ttl + one recovery")
     return 0
 
 

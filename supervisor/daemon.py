@@ -545,8 +545,8 @@ class Daemon:
 
     async def hosts_view(self) -> dict[str, dict[str, Any]]:
         """Every host's published view of this fleet (this host's own included, as published)."""
-        if self.leases is None:
-            return {}
+        if self.leases is None or self._view_snapshot() is None:
+            return {}  # no node here runs under a lease: Redis is not asked
         from supervisor.fleet_view import read_views
 
         return await read_views(self._redis.client(), self.spec.fleet, timeout_s=self._redis.call_timeout)
