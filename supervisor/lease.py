@@ -260,8 +260,9 @@ class LeaseKeeper:
         """The lease, held by this supervisor now (acquired, or already held), or None: another holder has it
         or Redis did not answer (said in the log)."""
         lease = self._leases.get(trader_id)
-        if lease is not None:
+        if lease is not None and self.valid(lease):
             return lease
+        # Past its deadline (this supervisor was frozen): ask Redis again; a new epoch if it had expired.
         sent = self._monotonic()
         try:
             outcome = await self._acquire_call(trader_id)
