@@ -38,7 +38,7 @@ from supervisor.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RECOVERY_SHARE = 0.8  # fleet.yaml coordination.recovery_share
+DEFAULT_RECOVERY_SHARE = 0.9  # fleet.yaml coordination.recovery_share
 DEFAULT_FALLBACK_SHARE = 0.1
 # Many nodes waiting for the same window would all ask again at its first millisecond.
 WAKE_JITTER_S = 0.05

@@ -107,7 +107,7 @@ class CoordinationSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=T
     enabled: bool = True
     # Of the venue's request weight per window, what recovering nodes together may spend; live trading keeps
     # the rest (a trading node places orders with weight 0-1 each: 20 % of 2,400 a minute is ample).
-    recovery_share: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
+    recovery_share: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.9
 
 
 class LeasesSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -34,7 +34,7 @@ from tests.supervisor.status.conftest import Received, Watcher, watching
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.mqtt]
 
 NAMES = ("held", "flat-a", "flat-b")
-# One recovery of a node of one symbol is ~153 weight: 250 per 4 s window, 0.8 of it for recoveries (200),
+# One recovery of a node of one symbol is ~153 weight: 250 per 4 s window, 0.9 of it for recoveries (225),
 # fits one recovery and a part of the next per window; three need two windows beyond those spent.
 LIMIT, WINDOW_S = 250, 4
 READY_TIMEOUT = "8s"

@@ -31,7 +31,7 @@ ACCOUNTS = [
 ]
 SYMBOLS = 6
 LIMIT, WINDOW_S = 200, 3
-RECOVERY_BUDGET = 160  # coordination.recovery_share 0.8 of the limit
+RECOVERY_BUDGET = 180  # coordination.recovery_share 0.9 of the limit
 
 
 @pytest.fixture

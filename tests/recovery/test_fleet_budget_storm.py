@@ -34,7 +34,7 @@ ACCOUNTS = [
     AccountSpec(name="alpha", api_key="key-alpha", api_secret="secret-alpha"),
     AccountSpec(name="beta", api_key="key-beta", api_secret="secret-beta"),
 ]
-LIMIT = 200  # weight per 1-second window and address; the fleet's recovery budget is 0.8 of it
+LIMIT = 200  # weight per 1-second window and address; the fleet's recovery budget is 0.9 of it
 REQUESTS = 60  # per node, userTrades at weight 5: 600 weight together, six windows at least
 
 
