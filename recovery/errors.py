@@ -50,3 +50,8 @@ class ReconciliationError(RecoveryError):
 
 class RedisUnavailableError(RecoveryError):
     """Redis did not answer: the cache cannot be loaded (a restart may help once Redis is back)."""
+
+
+class LeaseNotHeldError(RecoveryError):
+    """The node was started under a lease it cannot confirm (another epoch, gone, Redis silent): it exits 75
+    without touching its cache or the venue; the supervisor does not restart it on this host."""

@@ -32,6 +32,7 @@ from recovery.build import CLIENT_NAME, Credentials, build_node_config
 from recovery.durable import DurableStore
 from recovery.errors import (
     CacheCorruptError,
+    LeaseNotHeldError,
     ReconciliationError,
     RecoveryError,
     RedisUnavailableError,
@@ -40,12 +41,13 @@ from recovery.errors import (
 )
 from recovery.hub import RecoveryHub, TradingStateName
 from recovery.judge import Judgement, judge, venue_view_from_reports
+from recovery.lease_guard import Fence, LeaseGuard, LeaseSettings
 from recovery.phases import CACHE_LOADED, RECONCILE_FAILED, RECONCILED, RECOVERY_FAILED, PhaseReporter
 from recovery.positions_hash import PositionsHash, aggregate
 from recovery.ratelimit import LocalRequestLimiter, RequestLimiter
 from recovery.spec import NodeRun, Timeouts, node_instruments, parse_redis_url, timeouts_for
 from recovery.venue import VenuePosition, VenueSnapshot
-from supervisor.notify import EXIT_FATAL, Notifier
+from supervisor.notify import EXIT_FATAL, EXIT_LEASE_LOST, Notifier
 from supervisor.secrets import SecretUnavailableError, resolve_secret
 
 if TYPE_CHECKING:
@@ -151,6 +153,10 @@ class NodeLifecycle:
         self._ready = False
         self._deadline = 0.0
         self._instruments = frozenset(node_instruments(run))
+        # Down until the lease the supervisor started this node under is confirmed (None: no lease).
+        self._lease = LeaseSettings.from_env(os.environ)
+        self._fence: Fence | None = Fence() if self._lease is not None else None
+        self._guard: LeaseGuard | None = None
 
     # ---- the whole run -----------------------------------------------------------------------------
 
@@ -169,6 +175,10 @@ class NodeLifecycle:
         except _StopRequestedError:
             log.info("stop requested during startup: stopping without trading")
             self.exit_code = EXIT_OK
+        except LeaseNotHeldError as error:
+            log.error("%s: not starting (exit %d)", error.message, EXIT_LEASE_LOST)
+            self.phases.status(f"lease not held: {error.message}"[:200])
+            self.exit_code = EXIT_LEASE_LOST
         except RecoveryError as error:
             self._report_failure(error)
             self.exit_code = EXIT_FATAL if error.fatal else EXIT_FAILED
@@ -183,6 +193,7 @@ class NodeLifecycle:
         password = resolve_secret(run.redis.password).reveal() if run.redis.password else None
         endpoint = parse_redis_url(run.redis.url, password)
         await self._connect_redis(endpoint, timeouts.redis)
+        await self._confirm_lease(endpoint, timeouts.redis)
         config = build_node_config(
             run,
             credentials=credentials,
@@ -208,18 +219,7 @@ class NodeLifecycle:
             raise SpecError(f"venue {self.run_spec.venue_name} credentials: {exc}") from exc
 
     async def _connect_redis(self, endpoint: Any, timeout_s: float) -> None:
-        import redis.asyncio as aioredis
-
-        self._redis = aioredis.Redis(
-            host=endpoint.host,
-            port=endpoint.port,
-            db=endpoint.db,
-            username=endpoint.username,
-            password=endpoint.password,
-            ssl=endpoint.ssl,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-        )
+        self._redis = _redis_client(endpoint, timeout_s)
         try:
             async with asyncio.timeout(timeout_s):
                 await self._redis.ping()
@@ -229,6 +229,41 @@ class NodeLifecycle:
             raise RedisUnavailableError(
                 f"Redis at {endpoint.host}:{endpoint.port} did not answer: {exc}"
             ) from exc
+
+    async def _confirm_lease(self, endpoint: Any, timeout_s: float) -> None:
+        """Under a lease: confirm it holds this node's epoch before anything reads the cache or the venue,
+        then keep checking it (its own connection: a busy cache connection must not delay the check)."""
+        if self._lease is None or self._fence is None:
+            return
+        self._guard = LeaseGuard(
+            redis=_redis_client(endpoint, timeout_s),
+            settings=self._lease,
+            fence=self._fence,
+            on_lost=self._lease_lost,
+            call_timeout=timeout_s,
+        )
+        judgement = await self._guard.confirm()
+        if not self._fence.confirmed:
+            raise LeaseNotHeldError(
+                f"lease {self._lease.key} epoch {self._lease.epoch}: {judgement.reason}",
+                {"verdict": str(judgement.verdict)},
+            )
+        self._guard.start()
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another host may own this trader_id any moment now: halt trading and exit at once. No clean stop:
+        it would write the strategies' state and the cache that the new owner now writes."""
+        if self._node is not None:
+            _RiskGate(self._node.kernel.risk_engine).set_trading_state(TradingStateName.HALTED)
+        log.critical(
+            "lease lost (%s): trading HALTED at %.3f; exiting %d", reason, time.time(), EXIT_LEASE_LOST
+        )
+        with contextlib.suppress(Exception):
+            self.phases.status(f"lease lost: {reason}"[:200])
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        os._exit(EXIT_LEASE_LOST)
 
     # ---- TradingNode(): the cache load ------------------------------------------------------------------
 
@@ -313,7 +348,7 @@ class NodeLifecycle:
             )
             self._registry = ClientRegistry()
             # Every venue request of the node, nautilus' own included, passes the gate while it recovers.
-            self._gate = RequestGate(self._limiter_for(timeouts))
+            self._gate = RequestGate(self._limiter_for(timeouts), fence=self._fence)
             http = GatedHttpClients(self._gate)
             node.add_data_client_factory(CLIENT_NAME, make_data_client_factory(http=http))
             node.add_exec_client_factory(
@@ -847,7 +882,24 @@ class NodeLifecycle:
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
+        if self._guard is not None:
+            await self._guard.aclose()
         self.phases.notifier.close()
+
+
+def _redis_client(endpoint: Any, timeout_s: float) -> Any:
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis(
+        host=endpoint.host,
+        port=endpoint.port,
+        db=endpoint.db,
+        username=endpoint.username,
+        password=endpoint.password,
+        ssl=endpoint.ssl,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
 
 
 def _json(detail: Mapping[str, Any]) -> str:

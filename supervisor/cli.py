@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(run)
     run.add_argument("--log-level", default=os.environ.get("FLEET_LOG_LEVEL", "INFO"))
     run.add_argument(
+        "--host-id",
+        default=None,
+        help="this supervisor's host id: lease holder and placement name (default: $FLEET_HOST_ID, else the "
+        "host name)",
+    )
+    run.add_argument(
         "--no-watch", action="store_true", help="do not reload when the file changes (SIGHUP still does)"
     )
     run.set_defaults(func=_cmd_run)
@@ -174,10 +180,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = _load(path)
     if spec is None:
         return EXIT_CONFIG
-    from supervisor.daemon import Daemon
+    import re
+
+    from supervisor.config.schema import HOST_ID_PATTERN
+    from supervisor.daemon import Daemon, default_host_id
+
+    host_id = args.host_id or default_host_id(os.environ)
+    if not re.fullmatch(HOST_ID_PATTERN, host_id):
+        source = "--host-id" if args.host_id else "$FLEET_HOST_ID or the host name"
+        print(
+            f"fleet run: host id {host_id!r} (from {source}): expected 1 to 63 letters, digits, "
+            '"_", "." or "-", starting with a letter or digit',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     async def run() -> int:
-        daemon = Daemon(config_path=path, spec=spec, watch=not args.no_watch)
+        daemon = Daemon(config_path=path, spec=spec, watch=not args.no_watch, host_id=host_id)
         return await daemon.run()
 
     return asyncio.run(run())
@@ -353,7 +372,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply, indent=2))
         return 0
-    print(render_status(reply["nodes"], now=time.time()))
+    print(render_status(reply["nodes"], now=time.time(), hosts=len(reply.get("hosts") or {}) > 1))
     print(reply["summary"])
     last = (reply.get("config") or {}).get("last_reload")
     if last and last.get("result") == "refused":
@@ -365,8 +384,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
-    header = ("NODE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "LAST RECOVERY", "AUDIT")
+def render_status(nodes: list[dict[str, Any]], *, now: float, hosts: bool = False) -> str:
+    """One row per node; with `hosts` (several hosts run the fleet) a HOST column says which one runs it."""
+    header: tuple[str, ...] = (
+        "NODE",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "LAST RECOVERY",
+        "AUDIT",
+    )
+    if hosts:
+        header = ("NODE", "HOST", *header[1:])
     rows = [header]
     for node in nodes:
         exit_info = node.get("last_exit") or {}
@@ -385,6 +416,7 @@ def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
         rows.append(
             (
                 node["name"],
+                *((node.get("host") or "-",) if hosts else ()),
                 state,
                 str(node["pid"]) if node.get("pid") else "-",
                 _ago(now - started) if started else "-",
@@ -397,6 +429,8 @@ def render_status(nodes: list[dict[str, Any]], *, now: float) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     for node in nodes:
+        if node.get("state") == "standby" and node.get("standby_reason"):
+            lines.append(f"{node['name']}: standby: {node['standby_reason']}")
         if node.get("quarantine_reason"):
             lines.append(
                 f"{node['name']}: quarantined: {node['quarantine_reason']} (fleet reset {node['name']})"

@@ -28,6 +28,9 @@ class Fleet(Protocol):
     """What the control server needs from the daemon."""
 
     config_path: Path
+    host: str
+
+    async def hosts_view(self) -> dict[str, dict[str, Any]]: ...
 
     def runners(self) -> list[NodeRunner]: ...
 
@@ -108,7 +111,7 @@ class ControlServer:
             await _send(writer, {"ok": False, "error": f"unknown command {cmd!r}"})
             return
         if cmd == "status":
-            await _send(writer, self._status())
+            await _send(writer, await self._status())
             return
         if cmd == "reload":
             # Answered when the reload is done, with its outcome (a refused reload is not an error of the
@@ -127,16 +130,27 @@ class ControlServer:
             return
         await self._command(cmd, runner, writer)
 
-    def _status(self) -> dict[str, Any]:
+    async def _status(self) -> dict[str, Any]:
+        """This host's nodes, each shown as the host that runs it has it (the fleet-wide view in Redis)."""
+        from supervisor.fleet_view import merge_nodes
+
         last = self._fleet.last_reload()
+        local = [
+            {**runner.status().to_json(), "audit": self._fleet.audit_status(runner.name)}
+            for runner in self._fleet.runners()
+        ]
+        views = await self._fleet.hosts_view()
+        hosts = {
+            host: {"at": view.get("at"), "nodes": len(view.get("nodes", []))} for host, view in views.items()
+        }
         return {
             "ok": True,
             "summary": self._fleet.summary(),
+            "host": self._fleet.host,
+            "hosts": hosts,
             "config": {"path": str(self._fleet.config_path), "last_reload": last.to_json() if last else None},
-            "nodes": [
-                {**runner.status().to_json(), "audit": self._fleet.audit_status(runner.name)}
-                for runner in self._fleet.runners()
-            ],
+            "nodes": merge_nodes(local, views, self._fleet.host),
+            "local_nodes": local,
         }
 
     async def _command(self, cmd: str, runner: NodeRunner, writer: asyncio.StreamWriter) -> None:

@@ -38,6 +38,8 @@ from supervisor.events import (
     RecoveryReport,
     ReloadOutcome,
 )
+from supervisor.fleet_view import FleetViewPublisher
+from supervisor.lease import Holder, LeaseKeeper, LeaseTiming
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
 from supervisor.notify import Notifier
@@ -70,8 +72,11 @@ class Daemon:
         clock: Clock | None = None,
         observers: list[FleetObserver] | None = None,
         watch: bool = True,
+        host_id: str | None = None,
     ) -> None:
         self.config_path = config_path.resolve()
+        # This supervisor's host id: lease holder, placement, MQTT topics, metrics labels.
+        self.host = host_id or default_host_id(environ if environ is not None else os.environ)
         self.spec = spec
         self._environ = dict(os.environ if environ is None else environ)
         self._clock = clock or SystemClock()
@@ -117,6 +122,9 @@ class Daemon:
             clock=self._clock,
             reconciling=self._gate.reconciling,
         )
+        # Built in run(), once the state directory exists (it keeps the lease holder's session).
+        self.leases: LeaseKeeper | None = None
+        self._view: FleetViewPublisher | None = None
 
     # ---- the Fleet protocol used by the control server --------------------------------------------
 
@@ -159,7 +167,36 @@ class Daemon:
         finally:
             lock.release()
 
+    def _make_lease_keeper(self) -> None:
+        """Before adoption: an adopted strategy node must find its lease held by this supervisor."""
+        if self.spec.leases.enabled:
+            self.leases = LeaseKeeper(
+                redis=self._redis.client,
+                holder=Holder.for_state_dir(self.paths.state_dir, self.host),
+                timing=LeaseTiming.from_spec(self.spec.leases),
+                on_lost=self._lease_lost,
+                call_timeout=self._redis.call_timeout,
+            )
+
+    def _start_leases(self, services: asyncio.TaskGroup) -> None:
+        """The keeper's renewals and this host's view of the fleet in Redis."""
+        if self.leases is None:
+            return
+        services.create_task(self.leases.run(), name="fleet.leases")
+        self._view = FleetViewPublisher(
+            redis=self._redis.client,
+            fleet=self.spec.fleet,
+            host=self.host,
+            snapshot=self._view_snapshot,
+            every=self.leases.timing.renew_every,
+            ttl=max(3 * self.leases.timing.ttl, 30.0),
+            call_timeout=self._redis.call_timeout,
+            clock=self._clock.time,
+        )
+        services.create_task(self._view.run(), name="fleet.view")
+
     async def _run_locked(self, shutdown_trigger: Callable[[], Awaitable[None]] | None) -> int:
+        self._make_lease_keeper()
         self._log_writer.start()
         await self._take_over_leftovers()
         control = ControlServer(path=self.paths.control_socket, mode=self.spec.control.mode, fleet=self)
@@ -182,6 +219,7 @@ class Daemon:
                 self._node_group = services
                 for node in self.spec.nodes:
                     self._add_node(node)
+                self._start_leases(services)
                 services.create_task(self._reload_loop(), name="fleet.reload")
                 services.create_task(self._gate.run(), name="fleet.reconcile-gate")
                 services.create_task(self._audits.run(), name="fleet.audit")
@@ -193,9 +231,10 @@ class Daemon:
                     services.create_task(self._trigger(shutdown_trigger), name="fleet.shutdown-trigger")
                 services.create_task(self._escalation_loop(), name="fleet.escalation")
                 log.info(
-                    "fleet %s running %d nodes (control socket %s)",
+                    "fleet %s running %d nodes on host %s (control socket %s)",
                     self.spec.fleet,
                     len(self.spec.nodes),
+                    self.host,
                     self.paths.control_socket,
                 )
                 self._systemd.ready(status=self.summary())
@@ -231,7 +270,7 @@ class Daemon:
         from supervisor.status.mqtt import MqttPublisher
         from supervisor.status.session import FileSessionCounter
 
-        host = socket.gethostname()
+        host = self.host
         publisher = None
         if self.spec.mqtt.enabled:
             publisher = MqttPublisher(
@@ -321,6 +360,8 @@ class Daemon:
             before_start=self._compact_cache if node.strategies is not None else None,
             gate=self._node_gate if node.strategies is not None else None,
             digest=self._digest(node),
+            leases=self.leases if node.strategies is not None else None,
+            host=self.host,
         )
 
     def _node_output(self, name: str) -> NodeOutput:
@@ -342,13 +383,15 @@ class Daemon:
             self._exit_code = 1
             self._shutdown.set()
 
-    async def _remove_node(self, name: str) -> None:
+    async def _remove_node(self, name: str, *, release: bool = True) -> None:
         runner = self._runners.pop(name)
         await runner.stop()
         task = self._tasks.pop(name)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if release and self.leases is not None:
+            await self.leases.release(runner.spec.trader_id)
         self.node_removed(name, runner.spec.trader_id, tuple(runner.spec.venues))
         self._publish_summary()
 
@@ -495,7 +538,7 @@ class Daemon:
         for name in plan.update:
             self._runners[name].update(new.node(name))
         for name in plan.restart:
-            await self._remove_node(name)
+            await self._remove_node(name, release=False)  # its new runner starts under the same lease
             self._launch(fresh[name])
         for name in plan.start:
             if name in fresh:
@@ -521,6 +564,11 @@ class Daemon:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.leases is not None:
+            # Every node is stopped: hand the leases over now rather than after their TTL.
+            await self.leases.release_all()
+        if self._view is not None:
+            await self._view.withdraw()
 
     async def _detach_everything(self) -> None:
         """Leave every node running, with its pidfile and history, for the next daemon to adopt."""
@@ -585,12 +633,35 @@ class Daemon:
             self._systemd.watchdog()
             await asyncio.sleep(interval)
 
+    # ---- leases and the fleet-wide view ------------------------------------------------------------
+
+    def _lease_lost(self, trader_id: str, reason: str) -> None:
+        """Called by the keeper the moment a lease counts as lost: the node must stop trading now."""
+        for runner in self._runners.values():
+            if runner.spec.trader_id == trader_id:
+                runner.fence(reason)
+
+    def _view_snapshot(self) -> list[dict[str, Any]] | None:
+        if not any(r.spec.strategies is not None for r in self._runners.values()):
+            return None
+        return [runner.status().to_json() for runner in self._runners.values()]
+
+    async def hosts_view(self) -> dict[str, dict[str, Any]]:
+        """Every host's published view of this fleet (this host's own included, as published)."""
+        if self.leases is None or self._view_snapshot() is None:
+            return {}  # no node here runs under a lease: Redis is not asked
+        from supervisor.fleet_view import read_views
+
+        return await read_views(self._redis.client(), self.spec.fleet, timeout_s=self._redis.call_timeout)
+
     # ---- FleetObserver: runners report here; the daemon keeps its summary and passes everything on ----
 
     def node_status(self, status: NodeStatus) -> None:
         self._audits.node_status(status)
         self.observer.node_status(status)
         self._publish_summary()
+        if self._view is not None:
+            self._view.changed()
 
     def node_exited(self, status: NodeStatus, exit_info: ExitInfo, will_restart: bool) -> None:
         self.observer.node_exited(status, exit_info, will_restart)
@@ -625,6 +696,11 @@ class Daemon:
             self._systemd.status(summary)
         counts = dict(Counter(str(r.state) for r in self._runners.values()))
         self.observer.fleet_summary(summary, counts)
+
+
+def default_host_id(environ: Mapping[str, str]) -> str:
+    """$FLEET_HOST_ID, else the host name (its first label)."""
+    return environ.get("FLEET_HOST_ID") or socket.gethostname().split(".")[0]
 
 
 class StartupError(Exception):

@@ -50,6 +50,9 @@ class NodeStatus:
     status_text: str = ""  # the node's last STATUS=
     quarantine_reason: str = ""
     next_start_in: float | None = None  # seconds, while in backoff
+    host: str = ""  # the host id of the supervisor reporting it
+    standby_reason: str = ""  # while in standby: why it does not run here (another host holds the lease)
+    lease_held: bool | None = None  # this host holds the node's lease (None: the node needs no lease)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,9 @@ class NodeStatus:
             "status": self.status_text,
             "quarantine_reason": self.quarantine_reason,
             "next_start_in": self.next_start_in,
+            "host": self.host,
+            "standby_reason": self.standby_reason,
+            "lease_held": self.lease_held,
         }
 
 

@@ -25,6 +25,7 @@ from supervisor.child import NodeProcess, SupervisedProcess
 from supervisor.clock import Clock
 from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
+from supervisor.lease import LeaseKeeper, started_epoch
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
 from supervisor.reconcile_gate import ADMITTED, ENV_GATE_KEY, QUEUED, NodeGate, Ticket, gate_key
@@ -76,6 +77,14 @@ class _Run:
     ticket: Ticket | None = None  # its place at the reconciliation gate
     queued: bool = False  # it had to wait (a `queued` phase was published)
     admission_seen: bool = False
+    lease_epoch: int | None = None  # the fencing epoch it was started under (None: no lease)
+
+
+# Exit codes a node uses to say why it ended (any other code is a plain `exit`).
+_MEANINGFUL_EXIT_CODES = {
+    notify.EXIT_LEASE_LOST: (ExitReason.FENCED, "exit code 75: the node lost its lease"),
+    notify.EXIT_FATAL: (ExitReason.FATAL, "exit code 78 (EX_CONFIG)"),
+}
 
 
 class NodeRunner:
@@ -93,11 +102,16 @@ class NodeRunner:
         before_start: BeforeStart | None = None,
         gate: NodeGate | None = None,
         digest: str = "",
+        leases: LeaseKeeper | None = None,
+        host: str = "",
     ) -> None:
         self.spec = spec
         # Of how its process is started (supervisor.adopt.process_digest): recorded so a later daemon can
         # tell whether it may adopt the process.
         self._digest = digest
+        # Strategy nodes run only under their trader_id's lease (None: leases are off, or a `command:` node).
+        self._leases = leases
+        self.host = host
         self._before_start = before_start
         self._gate = gate
         self._argv = argv
@@ -133,6 +147,10 @@ class NodeRunner:
         self._early_notify: list[tuple[dict[str, str], int]] = []
         self._adoption: Adoption | None = None
         self._detached = False
+        self._standby_reason = ""
+        # After the node lost its lease, this host does not ask for it again before this (monotonic): another
+        # eligible host, asking every ttl/3, gets it first.
+        self._retry_lease_at = 0.0
 
     # ---- public commands (called on the loop by the daemon and the control socket) -------------------
 
@@ -203,6 +221,34 @@ class NodeRunner:
         process running and its pidfile in place."""
         self._detached = True
 
+    def fence(self, reason: str) -> None:
+        """The node's lease is lost: another host may take its trader_id over at any moment. Kill the node's
+        process group now (no graceful stop: it must not place another order); it is not restarted here
+        unless this host acquires the lease again."""
+        run = self._run
+        if run is None or run.process.exited.done():
+            return
+        log.error(
+            "node %s (pid %s): lease lost (%s): killing it", self.name, run.main_pid, reason,
+            extra={"node": self.name},
+        )  # fmt: skip
+        run.kill_reason = ExitReason.FENCED
+        run.fatal_reason = ""
+        run.process.kill()
+        run.wake.set()
+
+    @property
+    def lease_held(self) -> bool | None:
+        """This host holds the node's lease, valid now (None: the node needs none: leases are off, or it is a
+        `command:` node)."""
+        if self._leases is None:
+            return None
+        lease = self._leases.held(self.spec.trader_id)
+        if lease is None or not self._leases.valid(lease):
+            return False
+        run = self._run
+        return run is None or run.lease_epoch in (None, lease.epoch)
+
     def update(self, spec: NodeSpec) -> None:
         """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
         self.spec = spec
@@ -226,6 +272,9 @@ class NodeRunner:
             status_text=self._status_text,
             quarantine_reason=self._quarantine_reason,
             next_start_in=next_in,
+            host=self.host,
+            standby_reason=self._standby_reason if self.state is NodeState.STANDBY else "",
+            lease_held=self.lease_held,
         )
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -240,7 +289,8 @@ class NodeRunner:
                 await self._resume(adoption)
             while True:
                 await self._wait_until_wanted()
-                await self._run_once()
+                if await self._hold_lease():
+                    await self._run_once()
         finally:
             run = self._run
             if run is not None and not run.process.exited.done() and not self._detached:
@@ -298,6 +348,7 @@ class NodeRunner:
         )
         self._status_text = record.status_text
         self._run = run
+        await self._resume_lease(run)
         self._transition(NodeState.STARTING)
         self._transition(NodeState.RECOVERING)
         if record.ready_epoch is not None:
@@ -321,6 +372,47 @@ class NodeRunner:
         await self._supervise(run)
         ran_for = self._clock.monotonic() - run.ready_at if run.ready_at is not None else 0.0
         await self._after_exit(run, ran_for=ran_for)
+
+    async def _resume_lease(self, run: _Run) -> None:
+        """An adopted strategy node runs on only under the lease it was started with. This supervisor
+        continues the session of the one that started it (`Holder.for_state_dir`), so the lease is renewed
+        with the same epoch. If it expired in the gap (a new epoch) or another host holds it now, the node is
+        killed (its own guard halts it too) and waits in standby like any node whose lease was lost."""
+        if self._leases is None:
+            return
+        run.lease_epoch = started_epoch(run.main_pid)
+        lease = await self._leases.acquire(self.spec.trader_id)
+        if lease is None or lease.epoch != run.lease_epoch:
+            self.fence("adopted without the lease it was started under")
+
+    async def _hold_lease(self) -> bool:
+        """Wait in standby until this host holds the node's lease (True), or the node is no longer wanted
+        (False). Retried every renewal interval: when the holder's host dies, its lease expires and the first
+        eligible host to ask after that acquires it (failover)."""
+        if self._leases is None:
+            return True
+        placement = self.spec.placement
+        while self._wanted and not self._quarantined:
+            if not placement.allows(self.host):
+                self._standby_reason = (
+                    f"placement: hosts {', '.join(placement.hosts or ())} exclude this host ({self.host})"
+                )
+            elif self._clock.monotonic() < self._retry_lease_at:
+                self._standby_reason = "lease lost here; other hosts may take it first"
+            elif await self._leases.acquire(self.spec.trader_id) is not None:
+                self._standby_reason = ""
+                return True
+            else:
+                other = self._leases.other_holder(self.spec.trader_id)
+                self._standby_reason = f"host {other} holds the lease" if other else "lease not acquired"
+            self._stopped.set()
+            if self.state is not NodeState.STANDBY:
+                log.info("node %s: standby: %s", self.name, self._standby_reason, extra={"node": self.name})
+                self._transition(NodeState.STANDBY)
+            await self._sleep_interruptibly(self._leases.retry_in(self.spec.trader_id))
+        if self.state is NodeState.STANDBY:
+            self._transition(NodeState.STOPPED)
+        return False
 
     async def _run_once(self) -> None:
         self._stopped.clear()
@@ -361,6 +453,8 @@ class NodeRunner:
             ticket=ticket,
             queued=queued,
         )
+        lease = self._leases.held(self.spec.trader_id) if self._leases is not None else None
+        run.lease_epoch = lease.epoch if lease is not None else None
         if self.spec.readiness.mode == "running":
             run.ready_when_running = loop.time() + self.spec.readiness.after
         self._run = run
@@ -428,6 +522,18 @@ class NodeRunner:
         env["NOTIFY_SOCKET"] = str(self.paths.notify_socket)
         env["FLEET_NODE"] = self.name
         env["FLEET_NODE_SPEC"] = str(self.paths.spec_file)
+        lease = self._leases.held(self.spec.trader_id) if self._leases is not None else None
+        if self._leases is not None and lease is None:
+            log.warning("node %s: lease lost before the spawn: not started", self.name)
+            self._last_exit = ExitInfo(
+                reason=ExitReason.FENCED, at=self._clock.time(), detail="lease lost before the spawn"
+            )
+            self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
+            return None
+        for key in ("FLEET_EPOCH", "FLEET_LEASE_KEY", "FLEET_LEASE_TTL_MS", "FLEET_LEASE_MARGIN_MS"):
+            env.pop(key, None)
+        if lease is not None and self._leases is not None:
+            env.update(self._leases.node_env(lease))
         env.pop("WATCHDOG_PID", None)
         if self.spec.watchdog is not None:
             env["WATCHDOG_USEC"] = str(int(self.spec.watchdog.timeout * 1e6))
@@ -455,6 +561,8 @@ class NodeRunner:
         while not exited.done():
             # Cleared before the checks: a command or notify message arriving while we wait wakes us.
             run.wake.clear()
+            if self._fenced(run):
+                break  # killed; only its exit is left to see
             if not self._wanted or self._restart_requested or run.fatal_reason:
                 await self._stop_process(run)
                 break
@@ -544,6 +652,15 @@ class NodeRunner:
             self._observer.node_exited(self.status(), exit_info, False)
             self._forget_history()
             return
+        if exit_info.reason is ExitReason.FENCED:
+            # Not the restart policy's business: the node runs again here only if this host gets the lease.
+            if self._leases is not None:
+                await self._leases.release(self.spec.trader_id)
+                self._retry_lease_at = self._clock.monotonic() + self._leases.timing.ttl
+            self._standby_reason = "lease lost here; other hosts may take it first"
+            self._transition(NodeState.STANDBY)
+            self._observer.node_exited(self.status(), exit_info, False)
+            return
 
         self._history, decision = decide_after_exit(
             self._history,
@@ -590,9 +707,30 @@ class NodeRunner:
             self._transition(NodeState.STOPPED)
             self._forget_history()
 
+    def _fenced(self, run: _Run) -> bool:
+        """Killed for its lease already, or its lease is gone now (seen here first when this supervisor was
+        itself frozen past the deadline): then it is killed now."""
+        if run.kill_reason is ExitReason.FENCED:
+            return True
+        if self._lease_gone(run):
+            self.fence("its lease expired")
+            return True
+        return False
+
+    def _lease_gone(self, run: _Run) -> bool:
+        """The node was started under a lease this host no longer holds valid (lost, replaced, or past its
+        deadline, which the keeper may not have acted on yet)."""
+        if run.lease_epoch is None or self._leases is None:
+            return False
+        lease = self._leases.held(self.spec.trader_id)
+        return lease is None or lease.epoch != run.lease_epoch or not self._leases.valid(lease)
+
     def _exit_info(self, run: _Run) -> ExitInfo:
         code = run.process.returncode
         at = self._clock.time()
+        if run.kill_reason is not ExitReason.STOPPED and self._lease_gone(run):
+            # Whatever ended it (its own exit 75, our SIGKILL, a watchdog seen late), it ran without a lease.
+            run.kill_reason = ExitReason.FENCED
         if run.fatal_reason:
             return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail=run.fatal_reason)
         if run.kill_reason is not None:
@@ -601,6 +739,7 @@ class NodeRunner:
                 code=code if code is not None and code >= 0 else None,
                 signal=-code if code is not None and code < 0 else None,
                 at=at,
+                detail="the node's lease was lost" if run.kill_reason is ExitReason.FENCED else "",
             )
         if code is None:
             # Not our child (adopted): no exit status to reap. Reported as a signal, the likelier end of a
@@ -608,9 +747,8 @@ class NodeRunner:
             return ExitInfo(reason=ExitReason.SIGNAL, at=at, detail=UNKNOWN_EXIT_DETAIL)
         if code < 0:
             return ExitInfo(reason=ExitReason.SIGNAL, signal=-code, at=at)
-        if code == notify.EXIT_FATAL:
-            return ExitInfo(reason=ExitReason.FATAL, code=code, at=at, detail="exit code 78 (EX_CONFIG)")
-        return ExitInfo(reason=ExitReason.EXIT, code=code, at=at)
+        reason, detail = _MEANINGFUL_EXIT_CODES.get(code, (ExitReason.EXIT, ""))
+        return ExitInfo(reason=reason, code=code, at=at, detail=detail)
 
     # ---- notify messages -----------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ EXIT_FATAL = 78
 # Said once, and lost if no supervisor listened at that moment (it was being restarted): sent again with the
 # next datagram that gets through, so a supervisor that adopts the node still learns it.
 STICKY_FIELDS = (READY, X_FATAL, X_DETAIL)
+# The node lost its lease (another host may own its trader_id now): it halted trading and exited. Not
+# restarted on this host by the restart policy; the runner waits in standby for the lease instead.
+EXIT_LEASE_LOST = 75
 # A datagram must fit the receiver's buffer; details beyond this are cut by the sender (and refused by the
 # receiver), so a phase report can never grow without bound.
 MAX_DETAIL_BYTES = 32 * 1024

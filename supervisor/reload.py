@@ -23,7 +23,7 @@ SUPERVISION_FIELDS = frozenset(
     {"restart", "stop", "watchdog", "ready_timeout", "readiness", "share_instruments", "cache_compaction"}
 )
 # Fleet-level sections the running daemon does not re-apply.
-DAEMON_FIELDS = ("fleet", "mqtt", "metrics", "control", "runtime_dir", "state_dir")
+DAEMON_FIELDS = ("fleet", "mqtt", "metrics", "control", "runtime_dir", "state_dir", "leases")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,9 @@ class NodeState(enum.StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     QUARANTINED = "quarantined"
+    # Wanted, but another host holds its lease or its placement excludes this host: it starts here when this
+    # host acquires the lease (failover).
+    STANDBY = "standby"
 
 
 class ExitReason(enum.StrEnum):
@@ -28,20 +31,25 @@ class ExitReason(enum.StrEnum):
     READY_TIMEOUT = "ready_timeout"  # not READY within ready_timeout; we killed it
     FATAL = "fatal"  # said X_FATAL=, or exited 78 (EX_CONFIG): do not restart
     STOPPED = "stopped"  # an operator or a reload asked it to stop
+    FENCED = "fenced"  # its lease was lost (exit 75, or the supervisor killed it): not restarted here
 
 
 _S = NodeState
 TRANSITIONS: dict[NodeState, frozenset[NodeState]] = {
-    _S.STOPPED: frozenset({_S.STARTING}),
+    _S.STOPPED: frozenset({_S.STARTING, _S.STANDBY}),
     # A spawn can fail outright (exec error) and go to backoff or quarantine. A crash whose restart
     # delay is zero goes straight back to starting.
-    _S.STARTING: frozenset({_S.RECOVERING, _S.BACKOFF, _S.QUARANTINED, _S.STOPPING, _S.STOPPED}),
-    _S.RECOVERING: frozenset({_S.READY, _S.STARTING, _S.BACKOFF, _S.QUARANTINED, _S.STOPPING, _S.STOPPED}),
-    _S.READY: frozenset({_S.BACKOFF, _S.STARTING, _S.QUARANTINED, _S.STOPPING, _S.STOPPED}),
-    _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.QUARANTINED}),
+    _S.STARTING: frozenset({_S.RECOVERING, _S.BACKOFF, _S.QUARANTINED, _S.STOPPING, _S.STOPPED, _S.STANDBY}),
+    _S.RECOVERING: frozenset(
+        {_S.READY, _S.STARTING, _S.BACKOFF, _S.QUARANTINED, _S.STOPPING, _S.STOPPED, _S.STANDBY}
+    ),
+    _S.READY: frozenset({_S.BACKOFF, _S.STARTING, _S.QUARANTINED, _S.STOPPING, _S.STOPPED, _S.STANDBY}),
+    _S.BACKOFF: frozenset({_S.STARTING, _S.STOPPED, _S.QUARANTINED, _S.STANDBY}),
     # A restart request passes through stopping; a node that said X_FATAL is stopped into quarantine.
-    _S.STOPPING: frozenset({_S.STOPPED, _S.STARTING, _S.QUARANTINED}),
-    _S.QUARANTINED: frozenset({_S.STARTING, _S.STOPPED}),
+    _S.STOPPING: frozenset({_S.STOPPED, _S.STARTING, _S.QUARANTINED, _S.STANDBY}),
+    _S.QUARANTINED: frozenset({_S.STARTING, _S.STOPPED, _S.STANDBY}),
+    # Another host holds the lease (or placement excludes this host): waits; starts once it acquires it.
+    _S.STANDBY: frozenset({_S.STARTING, _S.STOPPED}),
 }
 
 

@@ -42,6 +42,7 @@ from nautilus_trader.adapters.binance.common.urls import get_http_base_url
 from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
 from nautilus_trader.core.nautilus_pyo3 import HttpClient, Quota
 
+from recovery.lease_guard import Fence
 from recovery.ratelimit import (
     RequestLimiter,
     VenueLimits,
@@ -68,8 +69,11 @@ _decode_rate_limits = msgspec.json.Decoder(_RateLimits).decode
 class RequestGate:
     """The node's policy for its venue requests (one per node, shared by the data and the exec client)."""
 
-    def __init__(self, limiter: RequestLimiter) -> None:
+    def __init__(self, limiter: RequestLimiter, *, fence: Fence | None = None) -> None:
         self.limiter = limiter
+        # A node started under a lease may sign nothing but GETs until the lease is confirmed, and after it
+        # is lost (recovery/lease_guard.py). None: no lease (leases off, or a node run by hand).
+        self.fence = fence
         self.recovering = True
         self.requests = 0  # requests sent while recovering
         self.weight = 0  # their weight
@@ -81,7 +85,10 @@ class RequestGate:
     @contextlib.asynccontextmanager
     async def before_signing(self, method: str, path: str, params: dict[str, str]) -> AsyncIterator[None]:
         """Hold the slot of a signed request from before it is signed to its answer (the transport then finds
-        it held). Nothing to hold after READY, or inside a slot the task already holds."""
+        it held). Nothing to hold after READY, or inside a slot the task already holds. A node whose lease is
+        not confirmed signs no request that changes anything at the venue (FencedRequestError)."""
+        if self.fence is not None:
+            self.fence.check(method, path)
         if current_ticket() is not None or not self.recovering:
             yield
             return

@@ -15,6 +15,7 @@ import msgspec.inspect as mi
 from supervisor.config.duration import EXAMPLE
 from supervisor.config.errors import FieldPath, quote
 from supervisor.config.schema import (
+    HOST_ID_PATTERN,
     NODE_NAME_PATTERN,
     RATE_GROUP_PATTERN,
     VENUE_NAME_PATTERN,
@@ -27,8 +28,16 @@ RATE_GROUP_RULE = (
     'a rate group name of 1 to 200 letters, digits or "._:@/[]-", starting with a letter or digit, '
     'like "binance-nat-1"'
 )
+HOST_ID_RULE = (
+    'a host id of 1 to 63 letters, digits, "_", "." or "-", starting with a letter or digit, like "trading-1"'
+)
 DURATION_RULE = f"a duration like {quote(EXAMPLE)}"
-_PATTERNS = {NODE_NAME_PATTERN: NAME_RULE, VENUE_NAME_PATTERN: NAME_RULE, RATE_GROUP_PATTERN: RATE_GROUP_RULE}
+_PATTERNS = {
+    NODE_NAME_PATTERN: NAME_RULE,
+    VENUE_NAME_PATTERN: NAME_RULE,
+    RATE_GROUP_PATTERN: RATE_GROUP_RULE,
+    HOST_ID_PATTERN: HOST_ID_RULE,
+}
 
 
 @functools.cache

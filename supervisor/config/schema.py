@@ -18,6 +18,8 @@ NODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 VENUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 # Rate groups are Redis key parts (supervisor/rate_budget.py): no spaces, no glob characters.
 RATE_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,199}$"
+# Host ids (`fleet run --host-id`, `placement.hosts`) become Redis key parts, MQTT topic levels and labels.
+HOST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
 
 class Duration(float):
@@ -118,6 +120,32 @@ class AuditSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     interval: Duration = Duration(300.0)
 
 
+class LeasesSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One owner per trader_id across hosts: a strategy node runs only while its host's supervisor holds the
+    trader_id's lease in Redis (renewed every ttl/3). A supervisor that could not renew it within
+    `ttl - margin` kills the node itself; the node checks the lease too and halts `margin` before it expires.
+    Another eligible host takes the lease over after `ttl` (failover)."""
+
+    enabled: bool = True
+    # 3s..10m. Longer: fewer false failovers on a slow Redis; shorter: a dead host's nodes come back sooner.
+    ttl: Duration = Duration(10.0)
+    # Default ttl/5; at most ttl/3. The time a node stops before its lease can expire.
+    margin: Duration | None = None
+
+    def effective_margin(self) -> float:
+        return float(self.margin) if self.margin is not None else float(self.ttl) / 5
+
+
+class PlacementSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which hosts (supervisor host ids: `fleet run --host-id`, $FLEET_HOST_ID, else the host name) may run a
+    node. Default: any host whose supervisor runs this fleet.yaml (a single host runs everything)."""
+
+    hosts: list[Annotated[str, msgspec.Meta(pattern=HOST_ID_PATTERN)]] | None = None
+
+    def allows(self, host: str) -> bool:
+        return self.hosts is None or host in self.hosts
+
+
 class StartLimitSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """More than `burst` starts within `window` puts the node in quarantine."""
 
@@ -189,6 +217,7 @@ class NodeDefaults(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True)
     ready_timeout: Duration = Duration(60.0)
     readiness: ReadinessSpec = ReadinessSpec()
     cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
+    placement: PlacementSpec = PlacementSpec()
 
 
 class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -213,6 +242,7 @@ class NodeSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ready_timeout: Duration = Duration(60.0)
     readiness: ReadinessSpec = ReadinessSpec()
     cache_compaction: CacheCompactionSpec = CacheCompactionSpec()
+    placement: PlacementSpec = PlacementSpec()
 
 
 class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -234,6 +264,7 @@ class FleetSpec(_Spec, frozen=True, kw_only=True, forbid_unknown_fields=True):
     venues: dict[str, VenueSpec] = {}
     coordination: CoordinationSpec = CoordinationSpec()
     audit: AuditSpec = AuditSpec()
+    leases: LeasesSpec = LeasesSpec()
     defaults: NodeDefaults = NodeDefaults()
     nodes: list[NodeSpec] = []
 

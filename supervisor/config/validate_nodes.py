@@ -22,7 +22,22 @@ from supervisor.config.resolve import instrument_sources, venue_account
 from supervisor.config.schema import FleetSpec, NodeDefaults, NodeSpec
 
 # Set by the supervisor for each node; a node's `env` must not override them.
-RESERVED_ENV = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+RESERVED_ENV = frozenset(
+    {
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "FLEET_EPOCH",
+        "FLEET_LEASE_KEY",
+        "FLEET_LEASE_TTL_MS",
+        "FLEET_LEASE_MARGIN_MS",
+        "FLEET_HOST_ID",
+    }
+)
+# The bounds of `leases.ttl`: below 3s a renewal every second leaves no room for a slow Redis; above 10m a
+# dead host's nodes stay down too long.
+LEASE_TTL_MIN = 3.0
+LEASE_TTL_MAX = 600.0
 
 
 def node_identities(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
@@ -139,10 +154,30 @@ def durations(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
         yield from _node_durations(doc, ("nodes", i), node)
     if spec.redis.timeout <= 0:
         yield _not_positive(doc, ("redis", "timeout"), spec.redis.timeout)
+    yield from _lease_durations(spec, doc)
     keepalive = spec.mqtt.keepalive
     if not float(keepalive).is_integer() or not 1 <= keepalive <= 65535:
         yield doc.error(
             ("mqtt", "keepalive"), "whole seconds from 1s to 65535s", quote(format_duration(keepalive))
+        )
+
+
+def _lease_durations(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
+    ttl = float(spec.leases.ttl)
+    if not LEASE_TTL_MIN <= ttl <= LEASE_TTL_MAX:
+        yield doc.error(
+            ("leases", "ttl"),
+            f"a duration from {format_duration(LEASE_TTL_MIN)} to {format_duration(LEASE_TTL_MAX)}",
+            quote(format_duration(ttl)),
+        )
+        return
+    margin = spec.leases.margin
+    if margin is not None and not 0 < margin <= ttl / 3:
+        yield doc.error(
+            ("leases", "margin"),
+            f"a duration longer than 0s and at most ttl/3 ({format_duration(ttl / 3)})",
+            quote(format_duration(margin)),
+            "the node must stop before its lease expires, and renewals come every ttl/3",
         )
 
 

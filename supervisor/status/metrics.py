@@ -131,6 +131,14 @@ class FleetMetrics:
             ["node", "state"],
             registry=r,
         )
+        self._host = host
+        self._lease = Gauge(
+            "fleet_node_lease_held",
+            "1 while this host (label host: its supervisor's host id) holds the node's lease and may run it "
+            "(also 1 for a node that needs no lease and runs here), else 0.",
+            ["node", "host"],
+            registry=r,
+        )
         self._quarantined = Gauge(
             "fleet_nodes_quarantined", "Nodes in quarantine (crash-looped; not restarted).", registry=r
         )
@@ -283,6 +291,9 @@ class FleetMetrics:
         self._trader_ids[node] = status.trader_id
         self._child(self._node_info, node, status.trader_id).set(1)
         self._child(self._up, node).set(1 if status.state is NodeState.READY else 0)
+        runs_here = status.state not in (NodeState.STOPPED, NodeState.STANDBY)
+        held = status.lease_held if status.lease_held is not None else runs_here
+        self._child(self._lease, node, self._host).set(1 if held else 0)
         for state in NodeState:
             self._child(self._state, node, str(state)).set(1 if state is status.state else 0)
         self._states[node] = status.state

@@ -23,6 +23,7 @@ from supervisor.clock import Clock
 from supervisor.config.schema import MqttSpec
 from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.secrets import SecretUnavailableError
+from supervisor.states import NodeState
 from supervisor.status import build, payloads
 from supervisor.status.backoff import ReconnectPolicy
 from supervisor.status.connection import (
@@ -127,7 +128,12 @@ class MqttPublisher:
     def node_status(self, status: NodeStatus) -> None:
         previous = self._last_state.get(status.name)
         self._last_state[status.name] = str(status.state)
-        self._retain(self._topics.node_state(status.name), payloads.node_state_payload(status, self._host))
+        # A node in standby here runs on another host (or nowhere), and one whose lease is gone may already
+        # run there: the retained state is that host's to say.
+        if status.state is not NodeState.STANDBY and status.lease_held is not False:
+            self._retain(
+                self._topics.node_state(status.name), payloads.node_state_payload(status, self._host)
+            )
         if previous != str(status.state):
             self._event(
                 status.name, payloads.state_event(status, previous, seq=self._next_seq(), **self._stamp())

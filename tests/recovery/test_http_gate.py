@@ -186,3 +186,31 @@ async def test_a_signed_request_waits_for_the_budget_before_it_is_signed(venue: 
     assert slow.slots == [(5, 0)]  # one slot, taken before signing; the transport found it held
     [entry] = [e for e in await venue.admin.requests() if e["path"] == "/fapi/v2/account"]
     assert entry["status"] == 200
+
+
+async def test_a_node_without_a_confirmed_lease_signs_no_order(venue: EmulatorProcess) -> None:
+    """The fence is down: GETs pass, an order is refused before it is signed (the venue never sees it); once
+    the lease is confirmed the same order goes through."""
+    from nautilus_trader.adapters.binance.common.enums import BinanceOrderSide, BinanceOrderType
+
+    from recovery.lease_guard import Fence, FencedRequestError
+
+    fence = Fence()
+    account, _ = _apis(venue, RequestGate(RecordingLimiter(), fence=fence))
+
+    async def buy() -> Any:
+        return await account.new_order(
+            symbol="BTCUSDT",
+            side=BinanceOrderSide.BUY,
+            order_type=BinanceOrderType.MARKET,
+            quantity="0.010",
+            new_client_order_id="fenced-1",
+        )
+
+    await account.query_futures_account_info(recv_window="5000")
+    with pytest.raises(FencedRequestError, match="POST /fapi/v1/order refused"):
+        await buy()
+    assert "fenced-1" not in await venue.admin.attempts()
+    fence.confirmed = True
+    await buy()
+    assert (await venue.admin.attempts())["fenced-1"]["accepted"] == 1

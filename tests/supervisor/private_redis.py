@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -20,7 +20,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def private_redis(*, appendonly: bool = False, startup_timeout: float = 10.0) -> Iterator[int]:
+def private_redis(
+    *, appendonly: bool = False, startup_timeout: float = 10.0, extra_args: Sequence[str] = ()
+) -> Iterator[int]:
     """Start redis-server on a free port in a temporary directory; yield the port; stop it and clean up."""
     binary = shutil.which("redis-server")
     if binary is None:
@@ -29,6 +31,7 @@ def private_redis(*, appendonly: bool = False, startup_timeout: float = 10.0) ->
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", ""]
     args += ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
+    args += list(extra_args)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + startup_timeout

@@ -282,7 +282,7 @@ async def test_a_node_ready_without_a_report_it_saw_is_audited_too(setup: Setup)
     setup.scheduler.node_status(setup.status(NodeState.READY))
     result, amended = await setup.recorder.next_audit(0)
     assert (result.result, result.trigger, amended) == ("mismatch", "adopted", None)
-    assert [(d["what"], d["kind"]) for d in result.differences][0] == ("position", "quantity")
+    assert ("position", "quantity") in [(d["what"], d["kind"]) for d in result.differences]
     assert setup.recorder.phases == []  # no recovery of this daemon's to mark `audited`
 
 

@@ -341,3 +341,18 @@ async def test_refused_reloads_are_counted_and_the_last_result_is_a_gauge(
     samples = await scrape.samples()
     assert value(samples, "fleet_reload_failures_total") == 2
     assert value(samples, "fleet_config_last_reload_successful") == 1
+
+
+async def test_lease_held_by_host(metrics: FleetMetrics, scrape: Scraper) -> None:
+    import dataclasses
+
+    metrics.node_status(dataclasses.replace(node_status(NodeState.READY), lease_held=True))
+    assert value(await scrape.samples(), "fleet_node_lease_held", node="alpha", host="host-a") == 1
+    metrics.node_status(dataclasses.replace(node_status(NodeState.STANDBY, pid=None), lease_held=False))
+    assert value(await scrape.samples(), "fleet_node_lease_held", node="alpha", host="host-a") == 0
+    # A node that needs no lease (a `command:` node): held while it runs here.
+    metrics.node_status(node_status(NodeState.READY, name="cmd"))
+    metrics.node_status(node_status(NodeState.STOPPED, name="stopped-cmd", pid=None))
+    samples = await scrape.samples()
+    assert value(samples, "fleet_node_lease_held", node="cmd", host="host-a") == 1
+    assert value(samples, "fleet_node_lease_held", node="stopped-cmd", host="host-a") == 0

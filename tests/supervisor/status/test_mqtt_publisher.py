@@ -215,3 +215,29 @@ async def test_a_reload_is_an_event_of_the_supervisor(prefix: str, start_publish
     assert event["result"] == "refused" and event["trigger"] == "file"
     assert event["detail"] == "fleet.yaml:46:1 expected valid YAML" and event["host"] == "host-a"
     assert watcher.messages[0].topic == f"{prefix}/supervisors/host-a/events"
+
+
+async def test_a_node_in_standby_or_without_its_lease_leaves_the_retained_state_to_its_owner(
+    prefix: str, start_publisher: StartPublisher
+) -> None:
+    """Host a has the node in standby (host b runs it), or its lease is gone: it publishes the state change as
+    an event, but the retained nodes/<node>/state stays what the host running the node said."""
+    import dataclasses
+
+    handle = start_publisher(prefix=prefix)
+    publisher = handle.publisher
+    topic = f"{prefix}/nodes/alpha/state"
+    async with watching(f"{prefix}/#") as watcher:
+        await watcher.wait_for(lambda m: m.topic.endswith("/state") and _online(m))
+        publisher.node_status(dataclasses.replace(node_status(NodeState.READY), lease_held=True))
+        await watcher.wait_for(lambda m: m.topic == topic and m.json()["state"] == "ready")
+        publisher.node_status(
+            dataclasses.replace(node_status(NodeState.READY), status_text="x", lease_held=False)
+        )
+        publisher.node_status(dataclasses.replace(node_status(NodeState.STANDBY, pid=None), lease_held=False))
+        await watcher.wait_for(
+            lambda m: m.topic == f"{prefix}/events/alpha" and m.json().get("to") == "standby"
+        )
+    retained = await retained_now(f"{prefix}/#")
+    state = json.loads(retained[topic])
+    assert (state["state"], state["status"], state["host"]) == ("ready", "", "host-a")
