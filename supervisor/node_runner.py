@@ -348,7 +348,6 @@ class NodeRunner:
         )
         self._status_text = record.status_text
         self._run = run
-        await self._resume_lease(run)
         self._transition(NodeState.STARTING)
         self._transition(NodeState.RECOVERING)
         if record.ready_epoch is not None:
@@ -361,6 +360,8 @@ class NodeRunner:
         if record.watchdog_armed or record.ready_epoch is not None:
             # Its next ping is due within one timeout from now: a node that has stopped pinging is hung.
             self._arm_watchdog(run)
+        # Shown as it stood meanwhile; killed right after if it has lost the lease it was started under.
+        await self._resume_lease(run)
         self._write_pidfile(run)
         log.info(
             "node %s: supervising adopted pid %s (%s)",

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
+from supervisor.lease import epoch_key, lease_key, started_epoch
 from tests.e2e.conftest import ENTRY, Fleet
 from tests.e2e.test_fleet_recovery import enter_and_protect, kill_node, open_algos
+from tests.recovery.scenarios import until
 from tests.supervisor.daemon_harness import DaemonUnderTest
+from tests.supervisor.test_adopt import _alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.mqtt]
 
@@ -43,4 +46,34 @@ async def test_a_trading_node_is_adopted_then_recovered_by_the_new_daemon(fleet_
         node = await fleet.node()
         assert node["restarts"] == 1 and node["last_exit"]["detail"].startswith("exit status unknown")
     finally:
+        await second.close()
+
+
+async def test_a_node_whose_lease_moved_on_during_the_gap_is_fenced_not_adopted(fleet_factory: Any) -> None:
+    """The lease changed hands while no supervisor ran (it expired, another host took it): the running node
+    may no longer trade, so the new daemon kills it instead of adopting it, and waits in standby."""
+    fleet: Fleet = await fleet_factory(entry_price=ENTRY)
+    await enter_and_protect(fleet)
+    before = await fleet.node()
+    assert started_epoch(before["pid"]) is not None  # started under a lease
+    first = fleet.daemon
+    assert first.process is not None
+    first.process.kill()
+    await first.wait_exit()
+    epoch = await fleet.redis.incr(epoch_key(fleet.trader_id))
+    await fleet.redis.set(lease_key(fleet.trader_id), f"{epoch} host-elsewhere/s1", px=60_000)
+
+    second = DaemonUnderTest(first.base, first.config, env=first.extra_env)
+    fleet.daemon = second
+    try:
+        await second.start()
+
+        async def fenced() -> bool:
+            node = await fleet.node()
+            return node["state"] == "standby" and (node["last_exit"] or {}).get("reason") == "fenced"
+
+        await until("the adopted node fenced", fenced, timeout_s=20)
+        assert not _alive(before["pid"])
+    finally:
+        await fleet.redis.delete(lease_key(fleet.trader_id))
         await second.close()
