@@ -135,6 +135,7 @@ class NodeProcess:
         env: Mapping[str, str],
         cwd: str | Path | None,
         on_line: LineHandler,
+        pass_fds: Sequence[int] = (),
     ) -> NodeProcess:
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[int] = loop.create_future()
@@ -148,6 +149,7 @@ class NodeProcess:
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
         return cls(transport, protocol, exited, spawned)
 

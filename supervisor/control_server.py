@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from supervisor import control_protocol as proto
 from supervisor.events import ReloadOutcome
 from supervisor.node_runner import NodeRunner
+from supervisor.spares import SpareInfo
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Fleet(Protocol):
     def last_reload(self) -> ReloadOutcome | None: ...
 
     def summary(self) -> str: ...
+
+    def spares(self) -> list[SpareInfo]: ...
 
 
 class ControlServer:
@@ -132,6 +135,7 @@ class ControlServer:
             "summary": self._fleet.summary(),
             "config": {"path": str(self._fleet.config_path), "last_reload": last.to_json() if last else None},
             "nodes": [runner.status().to_json() for runner in self._fleet.runners()],
+            "spares": [spare.to_json() for spare in self._fleet.spares()],
         }
 
     async def _command(self, cmd: str, runner: NodeRunner, writer: asyncio.StreamWriter) -> None:

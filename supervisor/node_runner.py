@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from supervisor import notify, pidfile
 from supervisor.child import NodeProcess
@@ -29,6 +29,7 @@ from supervisor.notify_server import NotifyEndpoint
 from supervisor.reconcile_gate import ADMITTED, ENV_GATE_KEY, QUEUED, NodeGate, Ticket, gate_key
 from supervisor.recovery_tracker import DETECTED, PREPARED, READY, SPAWNED, RecoveryTracker
 from supervisor.restart_policy import RestartHistory, Verdict, decide_after_exit
+from supervisor.spares import Handoff
 from supervisor.states import ExitReason, NodeState, check_transition
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,14 @@ GATE_RELEASING_PHASES = frozenset({"reconciled", "reconcile_failed", "recovery_f
 # Work done before each spawn (the daemon compacts a strategy node's cache). Returns a phase detail to
 # publish as `prepared`, or None when it did nothing. Must not raise for anything but a bug.
 BeforeStart = Callable[[NodeSpec], Awaitable[dict[str, Any] | None]]
+
+
+class SpareSource(Protocol):
+    """Where a start can get a warm spare (supervisor/spare_keeper.py); None: start cold."""
+
+    async def take(
+        self, argv: list[str], env: dict[str, str], cwd: str | None, output: Callable[[str, str], None]
+    ) -> Handoff | None: ...
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,10 @@ class NodeRunner:
         clock: Clock,
         before_start: BeforeStart | None = None,
         gate: NodeGate | None = None,
+        spares: SpareSource | None = None,
     ) -> None:
         self.spec = spec
+        self._spares = spares
         self._before_start = before_start
         self._gate = gate
         self._argv = argv
@@ -178,6 +189,11 @@ class NodeRunner:
             self._quarantine_reason = ""
             self._history = self._history.reset()
 
+    @property
+    def wants_to_run(self) -> bool:
+        """Wanted and not quarantined: worth keeping spares for."""
+        return self._wanted and not self._quarantined
+
     def update(self, spec: NodeSpec) -> None:
         """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
         self.spec = spec
@@ -259,7 +275,7 @@ class NodeRunner:
                     )
                 )
         ticket, queued = await self._enqueue(tracker)
-        process = await self._spawn(tracker, gated=ticket is not None)
+        process, via = await self._spawn(tracker, gated=ticket is not None)
         if process is None:
             self._release()
             await self._after_exit(None, ran_for=0.0)
@@ -277,7 +293,9 @@ class NodeRunner:
             run.ready_when_running = loop.time() + self.spec.readiness.after
         self._run = run
         self._write_pidfile(run)
-        self._publish_phase(tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns()))
+        self._publish_phase(
+            tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns(), detail=via)
+        )
         self._transition(NodeState.RECOVERING)
         early, self._early_notify = self._early_notify, []
         for fields, sender in early:
@@ -329,7 +347,10 @@ class NodeRunner:
                 )
             )
 
-    async def _spawn(self, tracker: RecoveryTracker, *, gated: bool = False) -> NodeProcess | None:
+    async def _spawn(
+        self, tracker: RecoveryTracker, *, gated: bool = False
+    ) -> tuple[NodeProcess | None, dict[str, Any]]:
+        """The node's process, and how it came to be (`via`: a warm spare's handoff, or a cold start)."""
         self._early_notify = []
         self._write_spec_file()
         env = dict(self._env)
@@ -345,8 +366,25 @@ class NodeRunner:
             env["WATCHDOG_USEC"] = str(int(self.spec.watchdog.timeout * 1e6))
         else:
             env.pop("WATCHDOG_USEC", None)
+        if self._spares is not None:
+            # The spec file was written just now: a spare is handed the spec as it is at this moment.
+            handoff = await self._spares.take(self._argv, env, self.spec.cwd, self.output.line)
+            if handoff is not None:
+                log.info(
+                    "node %s: warm spare %s (%s) took over in %.1f ms",
+                    self.name,
+                    handoff.process.pid,
+                    handoff.pool,
+                    handoff.round_trip_ms,
+                    extra={"node": self.name},
+                )
+                via = {"via": "spare", "pool": handoff.pool, "handoff_ms": round(handoff.round_trip_ms, 2)}
+                return handoff.process, via
         try:
-            return await NodeProcess.spawn(self._argv, env=env, cwd=self.spec.cwd, on_line=self.output.line)
+            process = await NodeProcess.spawn(
+                self._argv, env=env, cwd=self.spec.cwd, on_line=self.output.line
+            )
+            return process, {"via": "cold"}
         except OSError as exc:
             log.error(
                 "node %s: cannot start %s: %s", self.name, self._argv[0], exc, extra={"node": self.name}
@@ -358,7 +396,7 @@ class NodeRunner:
                 detail=f"cannot start {self._argv[0]}: {exc.strerror or exc}",
             )
             self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
-            return None
+            return None, {}
 
     async def _supervise(self, run: _Run) -> None:
         """Wait for the process to end, killing it on a watchdog or ready timeout or a stop request."""
