@@ -151,8 +151,8 @@ def _malformed(message: Mapping[str, Any]) -> str | None:
     return None
 
 
-def preload(strategies: Sequence[str]) -> None:
-    for name in PRELOAD:
+def preload(strategies: Sequence[str], *, node_modules: bool = True) -> None:
+    for name in PRELOAD if node_modules else ():
         importlib.import_module(name)
     for path in strategies:
         module, _, _attr = path.partition(":")
@@ -200,6 +200,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m recovery.spare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--handoff-fd", type=int, required=True, help="the inherited socket's descriptor")
     parser.add_argument("--strategy", action="append", default=[], help="a strategy import path to preload")
+    parser.add_argument(
+        "--strategies-only",
+        action="store_true",
+        help="preload the strategies only, not nautilus and the node (tests of the protocol: fast, and slow "
+        "at the handoff instead)",
+    )
     return parser.parse_args(argv)
 
 
@@ -212,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reads = EnvReads()
     try:
         with reads.recording():
-            preload(args.strategy)
+            preload(args.strategy, node_modules=not args.strategies_only)
     except Exception as exc:  # an import error is the user's strategy failing: say which, then stop
         send(channel, {"event": "failed", "error": f"{type(exc).__name__}: {exc}"})
         return EXIT_IMPORT_FAILED

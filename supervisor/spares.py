@@ -186,6 +186,7 @@ class SparePool:
         may_start: Callable[[], bool],
         output: LineHandler | None = None,
         python: str = sys.executable,
+        strategies_only: bool = False,
     ) -> None:
         self.name = name
         self.strategies = tuple(strategies)
@@ -195,8 +196,10 @@ class SparePool:
         self._may_start = may_start
         self._output = output or self._log_line
         self._python = python
+        self._strategies_only = strategies_only  # tests of the protocol: spares that skip nautilus
         self._spares: list[Spare] = []
         self._wake = asyncio.Event()
+        self._became_ready = asyncio.Event()
         self._failures = 0
         self._retry_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -214,6 +217,12 @@ class SparePool:
 
     def ready_count(self) -> int:
         return sum(1 for s in self._spares if s.state is SpareState.READY and not s.process.exited.done())
+
+    async def wait_ready(self, count: int = 1) -> None:
+        """Until `count` spares are ready (bound it with a timeout)."""
+        while self.ready_count() < count:
+            self._became_ready.clear()
+            await self._became_ready.wait()
 
     async def take(
         self, args: Sequence[str], env: Mapping[str, str], cwd: str | None, output: LineHandler
@@ -274,6 +283,8 @@ class SparePool:
         argv = [self._python, "-m", SPARE_ENTRY_MODULE, "--handoff-fd", str(child.fileno())]
         for path in self.strategies:
             argv += ["--strategy", path]
+        if self._strategies_only:
+            argv.append("--strategies-only")
         output = _Output(self._output)
         try:
             process = await NodeProcess.spawn(
@@ -297,6 +308,7 @@ class SparePool:
         problem = await spare.await_ready()
         if problem is None:
             self._failures = 0
+            self._became_ready.set()
             log.info(
                 "%s: spare %s ready (imports %s ms)",
                 self.name,
