@@ -172,7 +172,7 @@ class SpareKeeper:
 
         def may_start() -> bool:
             runners = self._runners()
-            return not any(r.state in BUSY_STATES for name, r in runners.items() if name in served())
+            return not any(_busy(r) for name, r in runners.items() if name in served())
 
         pool = SparePool(
             name=FLEET_POOL,
@@ -201,6 +201,11 @@ class NodeSpares:
         self, argv: list[str], env: Mapping[str, str], cwd: str | None, output: LineHandler
     ) -> Handoff | None:
         return await self._keeper.take(self._name, argv, env, cwd, output)
+
+
+def _busy(runner: NodeRunner) -> bool:
+    """Starting, recovering, stopping, or about to start (wanted but not started yet)."""
+    return runner.state in BUSY_STATES or (runner.state is NodeState.STOPPED and runner.wants_to_run)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
