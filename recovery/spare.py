@@ -52,8 +52,12 @@ PRELOAD = (
     "nautilus_trader.cache.database",
     "nautilus_trader.serialization.serializer",
 )
-# Read by the interpreter or the dynamic linker when the process starts: a spare cannot take other values.
-START_ENV_PREFIXES = ("PYTHON", "LD_")
+# Read by native code while the spare starts and imports, where the recording below cannot see it: the
+# interpreter (PYTHON*), the dynamic linker (LD_*), numpy's OpenBLAS (its thread pool starts on import) and
+# the jemalloc that nautilus' Rust library starts a thread of on import (MALLOC_CONF, _RJEM_MALLOC_CONF).
+# nautilus' own variables (NAUTILUS_WORKER_THREADS, RUST_LOG, RUST_BACKTRACE, ...) are read when the node
+# builds its runtime and logger, after the handoff, so the node's values apply to them.
+START_ENV_PREFIXES = ("PYTHON", "LD_", "OPENBLAS_", "OMP_", "MKL_", "MALLOC_", "_RJEM_")
 # A handoff message is a spec path, a few flags and an environment; this bounds what the spare reads.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 EXIT_IMPORT_FAILED = 78  # EX_CONFIG: a strategy module that does not import will not import next time
