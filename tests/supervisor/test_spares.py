@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from supervisor.child import NodeProcess
 from supervisor.spares import SparePool
+from supervisor.status.spare_metrics import SpareCollector
 from tests.recovery.scenarios import until
 
 MODULE = """\
@@ -186,4 +188,20 @@ async def test_a_spare_refuses_a_node_whose_environment_its_imports_read_differe
         )
         assert handoff is not None
         assert await handoff.process.exited == 78
+        await handoff.process.drain_and_close()
+
+
+async def test_prometheus_shows_each_pools_spares_with_their_memory(workdir: Path) -> None:
+    async with pool_of(workdir) as (pool, _):
+        registry = CollectorRegistry()
+        registry.register(SpareCollector(lambda: [pool]))
+        sample = registry.get_sample_value
+        assert sample("fleet_spares", {"pool": "probe", "state": "ready"}) == 1
+        assert sample("fleet_spares", {"pool": "probe", "state": "starting"}) == 0
+        assert (sample("fleet_spare_rss_bytes", {"pool": "probe"}) or 0) > 8 * 2**20
+        assert (sample("fleet_spare_private_bytes", {"pool": "probe"}) or 0) > 0
+        handoff = await pool.take(["--spec", "x.json"], environment(), str(workdir), Lines())
+        assert handoff is not None
+        assert sample("fleet_spare_handoffs_total", {"pool": "probe", "result": "taken"}) == 1
+        await handoff.process.exited
         await handoff.process.drain_and_close()
