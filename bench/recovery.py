@@ -184,6 +184,8 @@ class SpareNodeUnderBench(NodeUnderBench):
         self.spare_memory: list[tuple[int, int]] = []  # (rss, private) bytes of each spare when it was ready
         self.node_memory: list[tuple[int, int]] = []  # the same for the node once READY
         self.spare_ready_s: list[float] = []  # READY -> the next spare ready
+        # handoff -> READY: CPU the node used (all threads), and how long its main thread waited for a core
+        self.cpu: list[tuple[float, float]] = []
 
     def _write_line(self, _stream: str, line: str) -> None:
         self.log.write(line.encode() + b"\n")
@@ -216,8 +218,13 @@ class SpareNodeUnderBench(NodeUnderBench):
             )
         else:
             self.node = handoff.process
+        cpu_before = cpu_ms(self.node.pid)
         run = await self._follow(t0_ns, asyncio.shield(self.node.exited))
         run.phases["via_spare"] = 1.0 if handoff is not None else 0.0
+        if run.ready and handoff is not None:
+            after = cpu_ms(self.node.pid)
+            if cpu_before is not None and after is not None:
+                self.cpu.append((after[0] - cpu_before[0], after[1] - cpu_before[1]))
         if run.ready:
             rss, private = process_memory(self.node.pid)
             if rss is not None and private is not None:
@@ -385,6 +392,17 @@ async def scenario(
     return results
 
 
+def cpu_ms(pid: int) -> tuple[float, float] | None:
+    """(user+system CPU of all threads, run-queue wait of the main thread) in ms so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        waited_ns = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) * 1000 / ticks, waited_ns / 1e6
+
+
 def print_spares(node: SpareNodeUnderBench, runs: list[Run]) -> None:
     taken = sum(1 for r in runs if r.phases.get("via_spare"))
     line = f"           {taken} of {len(runs)} restarts through a spare"
@@ -399,6 +417,14 @@ def print_spares(node: SpareNodeUnderBench, runs: list[Run]) -> None:
     if node.spare_ready_s:
         line += f"; next spare ready {statistics.median(node.spare_ready_s):.1f} s p50 after READY"
     print(line, flush=True)
+    if node.cpu:
+        cpu = [c[0] for c in node.cpu]
+        waited = [c[1] for c in node.cpu]
+        print(
+            f"           handoff->READY: the node used {_p50_p95(cpu)} of CPU; its main thread waited "
+            f"{_p50_p95(waited)} for a core (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+            flush=True,
+        )
 
 
 def print_runs(label: str, runs: list[Run]) -> None:

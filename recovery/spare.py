@@ -20,6 +20,7 @@ node cold. EOF before a handoff (the supervisor went away or retired it) ends th
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -227,8 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         send(channel, {"event": "failed", "error": f"{type(exc).__name__}: {exc}"})
         return EXIT_IMPORT_FAILED
     code = code_files()
+    # What the imports built lives as long as the process: keep the node's collections from walking it.
+    gc.collect()
+    gc.freeze()
     import_ms = round((time.monotonic() - began) * 1000, 1)
-    send(channel, {"event": "ready", "pid": os.getpid(), "import_ms": import_ms})
+    try:
+        send(channel, {"event": "ready", "pid": os.getpid(), "import_ms": import_ms})
+    except OSError:
+        return 0  # the supervisor went away while we imported
     message = read_line(channel)
     if message is None:
         return 0
