@@ -141,7 +141,7 @@ class Spare:
         except OSError as exc:
             return FAILED, f"its socket failed: {exc}"
         finally:
-            self.close_channel()
+            await self.close_channel()
         reply = _parse(line)
         if reply.get("event") == TAKEN:
             return TAKEN, ""
@@ -149,12 +149,14 @@ class Spare:
             return REFUSED, str(reply.get("reason", "refused"))
         return FAILED, "it exited during the handoff" if not line else f"unexpected answer {line[:200]!r}"
 
-    def close_channel(self) -> None:
+    async def close_channel(self) -> None:
         self._writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), RETIRE_GRACE_S)
 
     async def retire(self) -> None:
         """EOF on its socket ends an idle spare; the signal is for one still importing."""
-        self.close_channel()
+        await self.close_channel()
         await self.process.stop(signal.SIGTERM, RETIRE_GRACE_S, name=f"spare {self.pid}")
         self.process.kill_group_remains()
         await self.process.drain_and_close()

@@ -133,6 +133,7 @@ async def test_a_spare_reads_one_handoff_and_never_a_second(workdir: Path) -> No
         assert any("first.json" in line for line in output.lines)
         assert not any("second.json" in line for line in output.lines)
         writer.close()
+        await writer.wait_closed()
     finally:
         process.kill()
         await asyncio.shield(process.exited)
