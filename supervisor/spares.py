@@ -288,18 +288,28 @@ class SparePool:
         if self._strategies_only:
             argv.append("--strategies-only")
         output = _Output(self._output)
+        process: NodeProcess | None = None
         try:
             process = await NodeProcess.spawn(
                 argv, env=self._env, cwd=self.cwd, on_line=output, pass_fds=(child.fileno(),)
             )
+            child.close()
+            parent.setblocking(False)
+            reader, writer = await asyncio.open_unix_connection(sock=parent)
         except OSError as exc:
             parent.close()
-            self._failed(f"cannot start {self._python}: {exc}")
+            self._failed(f"cannot start a spare: {exc}")
             return
+        except asyncio.CancelledError:
+            # Retired while starting (the pool's task ends): nothing may outlive it.
+            parent.close()
+            if process is not None:
+                process.kill()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await process.drain_and_close()
+            raise
         finally:
             child.close()
-        parent.setblocking(False)
-        reader, writer = await asyncio.open_unix_connection(sock=parent)
         spare = Spare(process, reader, writer, output)
         self._spares.append(spare)
         process.exited.add_done_callback(lambda _f: self.poke())
