@@ -58,7 +58,9 @@ PRELOAD = (
 # the jemalloc that nautilus' Rust library starts a thread of on import (MALLOC_CONF, _RJEM_MALLOC_CONF).
 # nautilus' own variables (NAUTILUS_WORKER_THREADS, RUST_LOG, RUST_BACKTRACE, ...) are read when the node
 # builds its runtime and logger, after the handoff, so the node's values apply to them.
-START_ENV_PREFIXES = ("PYTHON", "LD_", "OPENBLAS_", "OMP_", "MKL_", "MALLOC_", "_RJEM_")
+START_ENV_PREFIXES = ("PYTHON", "LD_", "OPENBLAS_", "OMP_", "MKL_", "MALLOC_", "_RJEM_", "LC_")
+# The interpreter sets its locale from these when it starts, and the time module reads TZ when imported.
+START_ENV_KEYS = frozenset({"LANG", "LANGUAGE", "TZ"})
 # A handoff message is a spec path, a few flags and an environment; this bounds what the spare reads.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 EXIT_IMPORT_FAILED = 78  # EX_CONFIG: a strategy module that does not import will not import next time
@@ -135,7 +137,8 @@ def refusal(
     env, cwd = message["env"], message.get("cwd")
     if cwd is not None and Path(cwd).resolve() != Path.cwd().resolve():
         return f"the node runs in {cwd}, the spare was started in {os.getcwd()}"
-    keys = set(env_reads) | {k for k in (*env, *started_env) if k.startswith(START_ENV_PREFIXES)}
+    keys = set(env_reads) | START_ENV_KEYS
+    keys |= {k for k in (*env, *started_env) if k.startswith(START_ENV_PREFIXES)}
     differing = sorted(k for k in keys if env.get(k) != started_env.get(k))
     if differing:
         return f"environment read at import differs: {', '.join(differing)}"
@@ -195,10 +198,10 @@ def become_node(message: Mapping[str, Any]) -> int:
     os.environ.clear()  # unsetenv for each: what nautilus' Rust side reads later sees the node's values
     os.environ.update(env)
     args: list[str] = list(message["args"])
-    sys.argv = [sys.argv[0], *args]
-    from recovery.node import main as node_main
+    import recovery.node
 
-    return node_main(args)
+    sys.argv = [recovery.node.__file__ or sys.argv[0], *args]  # as `python -m recovery.node ARGS` sets it
+    return recovery.node.main(args)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
