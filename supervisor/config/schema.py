@@ -18,7 +18,7 @@ NODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 VENUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 # Rate groups are Redis key parts (supervisor/rate_budget.py): no spaces, no glob characters.
 RATE_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,199}$"
-# Warm spares (supervisor/spares.py) cost about 150 MB of private memory each (447 MB RSS, most of the rest
+# Warm spares (supervisor/spares.py) cost about 150 MiB of private memory each (322 MiB RSS, most of the rest
 # shared with the nodes): more than a few per pool is memory for nothing.
 MAX_SPARES = 4
 
