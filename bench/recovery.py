@@ -9,6 +9,10 @@ it again from the same cached state, and reads the phases the node reports over 
 (full recovery), and of each phase; the import floor (a process that only starts Python and imports what
 the node imports), measured in the same run; and a variant whose strategy warms an EMA of 1,000 bars.
 
+`spare` is ours with a warm spare (supervisor/spares.py): a process that did the imports before the crash
+and is handed the node at t0 + the snapshot restore, as the daemon does at detection. After each READY the
+next spare starts (its memory is printed), and the next kill waits until it is ready.
+
 The bench plays the supervisor's part itself (detect by pidfd, restore, spawn): bench/detect_restart.py
 measures what the daemon adds to that (about 2 ms). Before every start it restores the node's Redis keys to
 the snapshot taken once the 50 positions were protected, so every start recovers the same state (the stock
@@ -42,7 +46,9 @@ sys.path.insert(0, str(REPO))
 import redis.asyncio as aioredis  # noqa: E402
 
 from emulator.testing import EmulatorProcess, exchange_symbols, order_quantities, running_emulator  # noqa: E402
+from supervisor.child import NodeProcess  # noqa: E402
 from supervisor.notify_server import NotifyEndpoint  # noqa: E402
+from supervisor.spares import SparePool, process_memory  # noqa: E402
 
 STRATEGY = "recovery.examples.hold_many:HoldMany"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -89,8 +95,7 @@ class NodeUnderBench:
         self.log = (work / f"node-{exec_client}.log").open("ab")
 
     async def start(self, t0_ns: int) -> Run:
-        while not self._messages.empty():
-            self._messages.get_nowait()
+        self._drain_messages()
         argv = [sys.executable, "-m", "recovery.node", "--spec", str(self.spec_path)]
         if self.exec_client == "stock":
             argv += ["--exec-client", "stock"]
@@ -102,12 +107,15 @@ class NodeUnderBench:
             cwd=REPO,
             start_new_session=True,
         )
-        return await self._follow(t0_ns)
+        return await self._follow(t0_ns, self.process.wait())
 
-    async def _follow(self, t0_ns: int) -> Run:
+    def _drain_messages(self) -> None:
+        while not self._messages.empty():
+            self._messages.get_nowait()
+
+    async def _follow(self, t0_ns: int, exit_code: Any) -> Run:
         run = Run()
-        assert self.process is not None
-        exited = asyncio.create_task(self.process.wait(), name="bench.node-exit")
+        exited = asyncio.ensure_future(exit_code)
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 while True:
@@ -151,6 +159,94 @@ class NodeUnderBench:
             except TimeoutError:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 await self.process.wait()
+        self.endpoint.close()
+        self.log.close()
+
+
+class SpareNodeUnderBench(NodeUnderBench):
+    """Ours, started by handing the node to a warm spare (cold only for the first, unmeasured, start)."""
+
+    def __init__(self, work: Path, spec: dict[str, Any], env: dict[str, str]) -> None:
+        super().__init__(work, spec, env, "spare")
+        self.node: NodeProcess | None = None
+        self._may_start = False
+        secrets = {"BENCH_API_KEY", "BENCH_API_SECRET"}  # a spare is started without them, as the daemon does
+        self.pool = SparePool(
+            name="bench",
+            strategies=[STRATEGY],
+            env={k: v for k, v in env.items() if k not in secrets},
+            cwd=str(REPO),
+            wanted=lambda: 1,
+            may_start=lambda: self._may_start,
+            output=self._write_line,
+        )
+        self._pool_task = asyncio.create_task(self.pool.run(), name="bench.spares")
+        self.spare_memory: list[tuple[int, int]] = []  # (rss, private) bytes of each spare when it was ready
+        self.node_memory: list[tuple[int, int]] = []  # the same for the node once READY
+        self.spare_ready_s: list[float] = []  # READY -> the next spare ready
+        # handoff -> READY: CPU the node used (all threads), and how long its main thread waited for a core
+        self.cpu: list[tuple[float, float]] = []
+
+    def _write_line(self, _stream: str, line: str) -> None:
+        self.log.write(line.encode() + b"\n")
+
+    def _node_env(self) -> dict[str, str]:
+        return {**self.env, "NOTIFY_SOCKET": str(self.endpoint.path), "WATCHDOG_USEC": "30000000"}
+
+    async def spare_ready(self) -> None:
+        began = time.monotonic()
+        self._may_start = True
+        self.pool.poke()
+        async with asyncio.timeout(START_TIMEOUT):
+            await self.pool.wait_ready()
+        self.spare_ready_s.append(time.monotonic() - began)
+        rss, private = self.pool.info()[0].rss_bytes, self.pool.info()[0].private_bytes
+        if rss is not None and private is not None:
+            self.spare_memory.append((rss, private))
+
+    async def start(self, t0_ns: int) -> Run:
+        self._drain_messages()
+        self._may_start = False  # the next spare waits for READY: it would take a core from this recovery
+        args = ["--spec", str(self.spec_path)]
+        handoff = await self.pool.take(args, self._node_env(), str(REPO), self._write_line)
+        if handoff is None:
+            self.node = await NodeProcess.spawn(
+                [sys.executable, "-m", "recovery.node", *args],
+                env=self._node_env(),
+                cwd=REPO,
+                on_line=self._write_line,
+            )
+        else:
+            self.node = handoff.process
+        cpu_before = cpu_ms(self.node.pid)
+        run = await self._follow(t0_ns, asyncio.shield(self.node.exited))
+        run.phases["via_spare"] = 1.0 if handoff is not None else 0.0
+        if run.ready and handoff is not None:
+            after = cpu_ms(self.node.pid)
+            if cpu_before is not None and after is not None:
+                self.cpu.append((after[0] - cpu_before[0], after[1] - cpu_before[1]))
+        if run.ready:
+            rss, private = process_memory(self.node.pid)
+            if rss is not None and private is not None:
+                self.node_memory.append((rss, private))
+        return run
+
+    async def kill(self) -> int:
+        await self.spare_ready()
+        t0 = time.monotonic_ns()
+        if self.node is not None and not self.node.exited.done():
+            self.node.kill()
+            await asyncio.shield(self.node.exited)
+            await self.node.drain_and_close()
+        return t0
+
+    async def stop(self) -> None:
+        if self.node is not None and not self.node.exited.done():
+            await self.node.stop(signal.SIGTERM, 30, name="bench")
+            await self.node.drain_and_close()
+        self._pool_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pool_task
         self.endpoint.close()
         self.log.close()
 
@@ -270,7 +366,11 @@ async def scenario(
             if latency:
                 await venue.admin.latency("/fapi/*", latency)
             for client in clients:
-                node = NodeUnderBench(work, spec, env, client)
+                node = (
+                    SpareNodeUnderBench(work, spec, env)
+                    if client == "spare"
+                    else NodeUnderBench(work, spec, env, client)
+                )
                 runs: list[Run] = []
                 try:
                     await snapshot.restore()
@@ -284,10 +384,47 @@ async def scenario(
                     await node.stop()
                 results[(latency, client)] = runs
                 print_runs(f"{latency:>2} ms  {client:<5}", runs)
+                if isinstance(node, SpareNodeUnderBench):
+                    print_spares(node, runs)
     finally:
         await venue.admin.clear_faults()
         await snapshot.drop()
     return results
+
+
+def cpu_ms(pid: int) -> tuple[float, float] | None:
+    """(user+system CPU of all threads, run-queue wait of the main thread) in ms so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        waited_ns = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) * 1000 / ticks, waited_ns / 1e6
+
+
+def print_spares(node: SpareNodeUnderBench, runs: list[Run]) -> None:
+    taken = sum(1 for r in runs if r.phases.get("via_spare"))
+    line = f"           {taken} of {len(runs)} restarts through a spare"
+    if node.spare_memory:
+        rss = statistics.median(m[0] for m in node.spare_memory) / 2**20
+        private = statistics.median(m[1] for m in node.spare_memory) / 2**20
+        line += f"; spare RSS {rss:.0f} MiB ({private:.0f} MiB private)"
+    if node.node_memory:
+        rss = statistics.median(m[0] for m in node.node_memory) / 2**20
+        private = statistics.median(m[1] for m in node.node_memory) / 2**20
+        line += f"; the node once READY {rss:.0f} MiB ({private:.0f} MiB private)"
+    if node.spare_ready_s:
+        line += f"; next spare ready {statistics.median(node.spare_ready_s):.1f} s p50 after READY"
+    print(line, flush=True)
+    if node.cpu:
+        cpu = [c[0] for c in node.cpu]
+        waited = [c[1] for c in node.cpu]
+        print(
+            f"           handoff->READY: the node used {_p50_p95(cpu)} of CPU; its main thread waited "
+            f"{_p50_p95(waited)} for a core (load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+            flush=True,
+        )
 
 
 def print_runs(label: str, runs: list[Run]) -> None:
@@ -344,7 +481,11 @@ async def main() -> int:
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--warmup-kills", type=int, default=10)
     parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument(
+        "--quick", action="store_true", help="spare and cold (ours) only, no stock client, no warm-up variant"
+    )
     args = parser.parse_args()
+    clients = ("fleet", "spare") if args.quick else ("fleet", "spare", "stock")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.TemporaryDirectory(prefix="nf-rbench-") as tmp:
         work = Path(tmp)
@@ -361,13 +502,15 @@ async def main() -> int:
                 )
                 results = await scenario(
                     venue, redis, work, env, symbols=symbols, warmup=0, kills=args.kills,
-                    latencies=(0, 20), clients=("fleet", "stock"),
+                    latencies=(0, 20), clients=clients,
                 )  # fmt: skip
-                print(f"\nsame, with an EMA(1000) to warm from history, {args.warmup_kills} kills, ours")
-                warm = await scenario(
-                    venue, redis, work, env, symbols=symbols, warmup=1000, kills=args.warmup_kills,
-                    latencies=(0, 20), clients=("fleet",),
-                )  # fmt: skip
+                warm: dict[tuple[int, str], list[Run]] = {}
+                if not args.quick:
+                    print(f"\nsame, with an EMA(1000) to warm from history, {args.warmup_kills} kills, ours")
+                    warm = await scenario(
+                        venue, redis, work, env, symbols=symbols, warmup=1000, kills=args.warmup_kills,
+                        latencies=(0, 20), clients=("fleet",),
+                    )  # fmt: skip
             finally:
                 await redis.aclose()
         summarize(results, warm, floor)
@@ -379,12 +522,14 @@ def summarize(
 ) -> None:
     print("\nphases (ms since the kill), ours:")
     for latency in (0, 20):
-        print(f"  {latency} ms per request:")
-        for line in phase_table(results[(latency, "fleet")]):
+        for client in ("fleet", "spare"):
+            print(f"  {latency} ms per request, {'cold' if client == 'fleet' else 'through a warm spare'}:")
+            for line in phase_table(results[(latency, client)]):
+                print(line)
+    if warm:
+        print("  with EMA(1000) warm-up, 0 ms:")
+        for line in phase_table(warm[(0, "fleet")]):
             print(line)
-    print("  with EMA(1000) warm-up, 0 ms:")
-    for line in phase_table(warm[(0, "fleet")]):
-        print(line)
     print("\ntargets:")
     rows = {**results, **{(k[0], "fleet+warmup"): v for k, v in warm.items()}}
     for (latency, client), runs in sorted(rows.items()):
@@ -397,6 +542,9 @@ def summarize(
         f"  recovery above the import floor at 0 ms: READY p95 {ours0:.0f} - floor p95 {pct(floor, 95):.0f}"
     )
     print(f"    = {above:.0f} ms (target <= 500): {verdict}")
+    print_spare_targets(results, floor)
+    if (20, "stock") not in results:
+        return
     ours20 = statistics.median(reconcile_phase(results[(20, "fleet")]))
     stock20 = statistics.median(reconcile_phase(results[(20, "stock")]))
     verdict = "met" if ours20 <= stock20 / 3 else "MISSED"
@@ -405,6 +553,28 @@ def summarize(
     stock = [r for k in ((0, "stock"), (20, "stock")) for r in results[k]]
     print(f"  stock client: {sum(r.ready for r in stock)} of {len(stock)} restarts reached READY")
     print("    (with cached state nautilus' own client fails the node's post-check: VENUE-FACTS defect 1)")
+
+
+def print_spare_targets(results: dict[tuple[int, str], list[Run]], floor: list[float]) -> None:
+    """Spare vs cold vs the import floor at 0 ms: crash -> reconciled <= 400 ms, crash -> READY <= 500 ms."""
+    spare, cold = results[(0, "spare")], results[(0, "fleet")]
+    reconciled = [r.phases["reconciled"] for r in spare if "reconciled" in r.phases]
+    ready = [r.phases["ready"] for r in spare if r.ready]
+    if not reconciled or not ready:
+        print("  warm spare at 0 ms: MISSED (no spare restart reached READY)")
+        return
+    cold_reconciled = [r.phases["reconciled"] for r in cold if "reconciled" in r.phases]
+    cold_ready = [r.phases["ready"] for r in cold if r.ready]
+    for what, values, target, baseline in (
+        ("crash->reconciled", reconciled, 400, cold_reconciled),
+        ("crash->READY", ready, 500, cold_ready),
+    ):
+        verdict = "met" if pct(values, 95) <= target else "MISSED"
+        print(
+            f"  warm spare at 0 ms, {what}: p50 {statistics.median(values):.0f} p95 {pct(values, 95):.0f} ms "
+            f"(target p95 <= {target}): {verdict}; cold p95 {pct(baseline, 95):.0f} ms "
+            f"(ratio {pct(values, 95) / pct(baseline, 95):.2f}), import floor p95 {pct(floor, 95):.0f} ms"
+        )
 
 
 def nfr_001(runs: list[Run]) -> str:

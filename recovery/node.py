@@ -4,7 +4,8 @@ plain systemd with Type=notify).
 
 Exit codes: 0 after a requested stop, 1 when recovery failed or the node failed while trading (a restart
 may help), 78 (EX_CONFIG, with X_FATAL) when it cannot help: a bad spec or strategy config, a corrupt cache
-entry. This module is the only place that imports nautilus before the node runs.
+entry. This module is the only place that imports nautilus before the node runs (a warm spare,
+`recovery.spare`, imports it in advance and then calls `main` here).
 """
 
 from __future__ import annotations

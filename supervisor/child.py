@@ -166,6 +166,7 @@ class NodeProcess(SupervisedProcess):
         env: Mapping[str, str],
         cwd: str | Path | None,
         on_line: LineHandler,
+        pass_fds: Sequence[int] = (),
     ) -> NodeProcess:
         pipes = [open_child_pipe(), open_child_pipe()]
         output = OutputReader(on_line)
@@ -181,6 +182,7 @@ class NodeProcess(SupervisedProcess):
                 env=dict(env),
                 cwd=cwd,
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
             )
         except BaseException:
             for pipe in pipes:

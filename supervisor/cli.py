@@ -373,6 +373,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(reply, indent=2))
         return 0
     print(render_status(reply["nodes"], now=time.time(), hosts=len(reply.get("hosts") or {}) > 1))
+    spares = reply.get("spares") or []
+    if spares:
+        print(render_spares(spares))
     print(reply["summary"])
     last = (reply.get("config") or {}).get("last_reload")
     if last and last.get("result") == "refused":
@@ -451,6 +454,27 @@ def _audit_cell(audit: dict[str, Any] | None, now: float) -> str:
     if state in ("error", "skipped") and audit.get("last_ok_at") is not None:
         return f"{state} (ok {_ago(now - audit['last_ok_at'])} ago)"
     return {"-": "not audited"}.get(state, state)
+
+
+def render_spares(spares: list[dict[str, Any]]) -> str:
+    """Warm spares: which pool (a node's own, or the fleet's), pid, state and memory."""
+    rows = [("SPARE", "PID", "STATE", "RSS", "PRIVATE")]
+    for spare in spares:
+        rows.append(
+            (
+                spare["pool"],
+                str(spare["pid"]),
+                spare["state"],
+                _mib(spare.get("rss_bytes")),
+                _mib(spare.get("private_bytes")),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+def _mib(value: int | None) -> str:
+    return f"{value / 2**20:.0f} MiB" if value is not None else "-"
 
 
 def _signal_name(number: int) -> str:

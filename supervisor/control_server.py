@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from supervisor import control_protocol as proto
 from supervisor.events import ReloadOutcome
 from supervisor.node_runner import NodeRunner
+from supervisor.spares import SpareInfo
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Fleet(Protocol):
     def summary(self) -> str: ...
 
     def audit_status(self, name: str) -> dict[str, Any]: ...
+    def spares(self) -> list[SpareInfo]: ...
 
 
 class ControlServer:
@@ -151,6 +153,7 @@ class ControlServer:
             "config": {"path": str(self._fleet.config_path), "last_reload": last.to_json() if last else None},
             "nodes": merge_nodes(local, views, self._fleet.host),
             "local_nodes": local,
+            "spares": [spare.to_json() for spare in self._fleet.spares()],
         }
 
     async def _command(self, cmd: str, runner: NodeRunner, writer: asyncio.StreamWriter) -> None:

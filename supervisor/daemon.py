@@ -48,6 +48,8 @@ from supervisor.rate_budget import host_egress
 from supervisor.reconcile_gate import NodeGate, ReconcileGate
 from supervisor.redis_client import RedisOwner
 from supervisor.reload import ReloadPlan, plan_reload, watch_file
+from supervisor.spare_keeper import SpareKeeper
+from supervisor.spares import SpareInfo, SparePool
 from supervisor.state_lock import StateDirBusy, StateLock
 from supervisor.states import NodeState
 
@@ -125,6 +127,13 @@ class Daemon:
         # Built in run(), once the state directory exists (it keeps the lease holder's session).
         self.leases: LeaseKeeper | None = None
         self._view: FleetViewPublisher | None = None
+        self._spares = SpareKeeper(
+            fleet=lambda: self.spec,
+            runners=lambda: self._runners,
+            base_env=self._base_env,
+            node_env=self._node_env,
+            entry_module=NODE_ENTRY_MODULE,
+        )
 
     # ---- the Fleet protocol used by the control server --------------------------------------------
 
@@ -136,6 +145,12 @@ class Daemon:
 
     def audit_status(self, name: str) -> dict[str, Any]:
         return self._audits.status_of(name)
+
+    def spares(self) -> list[SpareInfo]:
+        return self._spares.info()
+
+    def spare_pools(self) -> list[SparePool]:
+        return self._spares.pools()
 
     def request_reload(self, trigger: str = "control") -> None:
         self._reload_trigger = trigger
@@ -217,6 +232,7 @@ class Daemon:
             async with asyncio.TaskGroup() as services:
                 await self._start_status(services)
                 self._node_group = services
+                self._spares.start(services)
                 for node in self.spec.nodes:
                     self._add_node(node)
                 self._start_leases(services)
@@ -269,6 +285,7 @@ class Daemon:
         from supervisor.status.metrics_server import MetricsServer
         from supervisor.status.mqtt import MqttPublisher
         from supervisor.status.session import FileSessionCounter
+        from supervisor.status.spare_metrics import SpareCollector
 
         host = self.host
         publisher = None
@@ -285,6 +302,7 @@ class Daemon:
             services.create_task(publisher.run(), name="status.mqtt")
         if self.spec.metrics.enabled:
             metrics = FleetMetrics(fleet=self.spec.fleet, host=host, clock=self._clock, mqtt=publisher)
+            metrics.registry.register(SpareCollector(self._spares.pools))
             self.observer.add(metrics)
             server = MetricsServer(registry=metrics.registry, listen=self.spec.metrics.listen)
             started = services.create_task(server.run(), name="status.metrics")
@@ -346,6 +364,7 @@ class Daemon:
         self._tasks[runner.name] = self._node_group.create_task(
             self._guard(runner), name=f"node[{runner.name}]"
         )
+        self._spares.add_node(runner)
 
     def _make_runner(self, node: NodeSpec, *, output: NodeOutput | None = None) -> NodeRunner:
         return NodeRunner(
@@ -362,6 +381,7 @@ class Daemon:
             digest=self._digest(node),
             leases=self.leases if node.strategies is not None else None,
             host=self.host,
+            spares=self._spares.for_node(node.name) if node.strategies is not None else None,
         )
 
     def _node_output(self, name: str) -> NodeOutput:
@@ -385,6 +405,7 @@ class Daemon:
 
     async def _remove_node(self, name: str, *, release: bool = True) -> None:
         runner = self._runners.pop(name)
+        await self._spares.remove_node(name)  # its spares imported what the replaced runner ran
         await runner.stop()
         task = self._tasks.pop(name)
         task.cancel()
@@ -421,13 +442,17 @@ class Daemon:
     def _node_env(self, node: NodeSpec) -> dict[str, str]:
         """The daemon's environment with the fleet's virtualenv activated (so `python` in a `command:` is
         the interpreter the fleet runs on), then the node's own `env:`."""
+        env = self._base_env()
+        env.update(node.env)
+        return env
+
+    def _base_env(self) -> dict[str, str]:
         env = dict(self._environ)
         bin_dir = os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join([bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)])
         if sys.prefix != sys.base_prefix:
             env["VIRTUAL_ENV"] = sys.prefix
         env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(node.env)
         return env
 
     def _node_paths(self, node: NodeSpec) -> NodePaths:
@@ -548,6 +573,7 @@ class Daemon:
                 self._runners[name].start()
         # Keep the runners in the file's order.
         self._runners = {n.name: self._runners[n.name] for n in new.nodes if n.name in self._runners}
+        await self._spares.reconfigure()
         self._publish_summary()
 
     # ---- shutdown, signals, systemd --------------------------------------------------------------
@@ -659,6 +685,7 @@ class Daemon:
     def node_status(self, status: NodeStatus) -> None:
         self._audits.node_status(status)
         self.observer.node_status(status)
+        self._spares.poke()
         self._publish_summary()
         if self._view is not None:
             self._view.changed()

@@ -405,17 +405,3 @@ class LeaseKeeper:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def started_epoch(pid: int) -> int | None:
-    """The fencing epoch a running node was started with (its FLEET_EPOCH), read from its environment: what an
-    adopting supervisor compares with the lease it renews."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    for entry in environ.split(b"\0"):
-        name, _, value = entry.partition(b"=")
-        if name == ENV_EPOCH.encode():
-            return int(value) if value.isdigit() else None
-    return None

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from supervisor import node_history, notify, pidfile
 from supervisor.adopt import LOST_DETAIL, UNKNOWN_EXIT_DETAIL, Adoption
@@ -25,12 +25,13 @@ from supervisor.child import NodeProcess, SupervisedProcess
 from supervisor.clock import Clock
 from supervisor.config.schema import NodeSpec
 from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
-from supervisor.lease import LeaseKeeper, started_epoch
+from supervisor.lease import LeaseKeeper
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
 from supervisor.reconcile_gate import ADMITTED, ENV_GATE_KEY, QUEUED, NodeGate, Ticket, gate_key
 from supervisor.recovery_tracker import DETECTED, PREPARED, READY, SPAWNED, RecoveryTracker
 from supervisor.restart_policy import RestartHistory, Verdict, decide_after_exit
+from supervisor.spares import Handoff
 from supervisor.states import ExitReason, NodeState, check_transition
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,14 @@ GATE_RELEASING_PHASES = frozenset({"reconciled", "reconcile_failed", "recovery_f
 # Work done before each spawn (the daemon compacts a strategy node's cache). Returns a phase detail to
 # publish as `prepared`, or None when it did nothing. Must not raise for anything but a bug.
 BeforeStart = Callable[[NodeSpec], Awaitable[dict[str, Any] | None]]
+
+
+class SpareSource(Protocol):
+    """Where a start can get a warm spare (supervisor/spare_keeper.py); None: start cold."""
+
+    async def take(
+        self, argv: list[str], env: dict[str, str], cwd: str | None, output: Callable[[str, str], None]
+    ) -> Handoff | None: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ class NodeRunner:
         digest: str = "",
         leases: LeaseKeeper | None = None,
         host: str = "",
+        spares: SpareSource | None = None,
     ) -> None:
         self.spec = spec
         # Of how its process is started (supervisor.adopt.process_digest): recorded so a later daemon can
@@ -112,6 +122,7 @@ class NodeRunner:
         # Strategy nodes run only under their trader_id's lease (None: leases are off, or a `command:` node).
         self._leases = leases
         self.host = host
+        self._spares = spares
         self._before_start = before_start
         self._gate = gate
         self._argv = argv
@@ -249,6 +260,11 @@ class NodeRunner:
         run = self._run
         return run is None or run.lease_epoch in (None, lease.epoch)
 
+    @property
+    def wants_to_run(self) -> bool:
+        """Wanted and not quarantined: worth keeping spares for."""
+        return self._wanted and not self._quarantined
+
     def update(self, spec: NodeSpec) -> None:
         """Apply changed supervision settings (restart, stop, watchdog, ready timeout) without a restart."""
         self.spec = spec
@@ -361,7 +377,7 @@ class NodeRunner:
             # Its next ping is due within one timeout from now: a node that has stopped pinging is hung.
             self._arm_watchdog(run)
         # Shown as it stood meanwhile; killed right after if it has lost the lease it was started under.
-        await self._resume_lease(run)
+        await self._resume_lease(run, record.lease_epoch)
         self._write_pidfile(run)
         log.info(
             "node %s: supervising adopted pid %s (%s)",
@@ -374,16 +390,16 @@ class NodeRunner:
         ran_for = self._clock.monotonic() - run.ready_at if run.ready_at is not None else 0.0
         await self._after_exit(run, ran_for=ran_for)
 
-    async def _resume_lease(self, run: _Run) -> None:
-        """An adopted strategy node runs on only under the lease it was started with. This supervisor
-        continues the session of the one that started it (`Holder.for_state_dir`), so the lease is renewed
-        with the same epoch. If it expired in the gap (a new epoch) or another host holds it now, the node is
-        killed (its own guard halts it too) and waits in standby like any node whose lease was lost."""
+    async def _resume_lease(self, run: _Run, epoch: int | None) -> None:
+        """An adopted strategy node runs on only under the lease `epoch` it was started with (its pidfile's).
+        This supervisor continues the session of the one that started it (`Holder.for_state_dir`), so the
+        lease is renewed with that epoch. If it expired in the gap (a new epoch) or another host holds it now,
+        the node is killed (its own guard halts it too) and waits in standby like any fenced node."""
         if self._leases is None:
             return
-        run.lease_epoch = started_epoch(run.main_pid)
+        run.lease_epoch = epoch
         lease = await self._leases.acquire(self.spec.trader_id)
-        if lease is None or lease.epoch != run.lease_epoch:
+        if lease is None or lease.epoch != epoch:
             self.fence("adopted without the lease it was started under")
 
     async def _hold_lease(self) -> bool:
@@ -440,7 +456,7 @@ class NodeRunner:
                     )
                 )
         ticket, queued = await self._enqueue(tracker)
-        process = await self._spawn(tracker, gated=ticket is not None)
+        process, via = await self._spawn(tracker, gated=ticket is not None)
         if process is None:
             self._release()
             await self._after_exit(None, ran_for=0.0)
@@ -459,8 +475,10 @@ class NodeRunner:
         if self.spec.readiness.mode == "running":
             run.ready_when_running = loop.time() + self.spec.readiness.after
         self._run = run
-        self._publish_phase(tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns()))
         self._write_pidfile(run)
+        self._publish_phase(
+            tracker.mark(SPAWNED, mono_ns=process.spawned_mono_ns, epoch_ns=time.time_ns(), detail=via)
+        )
         self._transition(NodeState.RECOVERING)
         early, self._early_notify = self._early_notify, []
         for fields, sender in early:
@@ -512,7 +530,10 @@ class NodeRunner:
                 )
             )
 
-    async def _spawn(self, tracker: RecoveryTracker, *, gated: bool = False) -> NodeProcess | None:
+    async def _spawn(
+        self, tracker: RecoveryTracker, *, gated: bool = False
+    ) -> tuple[NodeProcess | None, dict[str, Any]]:
+        """The node's process, and how it came to be (`via`: a warm spare's handoff, or a cold start)."""
         self._early_notify = []
         self._write_spec_file()
         env = dict(self._env)
@@ -530,7 +551,7 @@ class NodeRunner:
                 reason=ExitReason.FENCED, at=self._clock.time(), detail="lease lost before the spawn"
             )
             self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
-            return None
+            return None, {}
         for key in ("FLEET_EPOCH", "FLEET_LEASE_KEY", "FLEET_LEASE_TTL_MS", "FLEET_LEASE_MARGIN_MS"):
             env.pop(key, None)
         if lease is not None and self._leases is not None:
@@ -540,8 +561,25 @@ class NodeRunner:
             env["WATCHDOG_USEC"] = str(int(self.spec.watchdog.timeout * 1e6))
         else:
             env.pop("WATCHDOG_USEC", None)
+        if self._spares is not None:
+            # The spec file was written just now: a spare is handed the spec as it is at this moment.
+            handoff = await self._spares.take(self._argv, env, self.spec.cwd, self.output.line)
+            if handoff is not None:
+                log.info(
+                    "node %s: warm spare %s (%s) took over in %.1f ms",
+                    self.name,
+                    handoff.process.pid,
+                    handoff.pool,
+                    handoff.round_trip_ms,
+                    extra={"node": self.name},
+                )
+                via = {"via": "spare", "pool": handoff.pool, "handoff_ms": round(handoff.round_trip_ms, 2)}
+                return handoff.process, via
         try:
-            return await NodeProcess.spawn(self._argv, env=env, cwd=self.spec.cwd, on_line=self.output.line)
+            process = await NodeProcess.spawn(
+                self._argv, env=env, cwd=self.spec.cwd, on_line=self.output.line
+            )
+            return process, {"via": "cold"}
         except OSError as exc:
             log.error(
                 "node %s: cannot start %s: %s", self.name, self._argv[0], exc, extra={"node": self.name}
@@ -553,7 +591,7 @@ class NodeRunner:
                 detail=f"cannot start {self._argv[0]}: {exc.strerror or exc}",
             )
             self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
-            return None
+            return None, {}
 
     async def _supervise(self, run: _Run) -> None:
         """Wait for the process to end, killing it on a watchdog or ready timeout or a stop request."""
@@ -915,6 +953,7 @@ class NodeRunner:
                 recovery_reason=run.tracker.reason,
                 detected_mono_ns=run.tracker.detected_mono_ns,
                 detected_epoch_ns=run.tracker.detected_epoch_ns,
+                lease_epoch=run.lease_epoch,
             ),
         )
 

@@ -38,6 +38,7 @@ class PidRecord:
     recovery_reason: str = "cold_start"  # why this process was started (the reason of its recovery)
     detected_mono_ns: int | None = None  # when the crash it recovers from was detected
     detected_epoch_ns: int | None = None
+    lease_epoch: int | None = None  # the fencing epoch it was started under (FLEET_EPOCH); None: no lease
 
 
 def write(path: Path, record: PidRecord) -> None:

@@ -20,7 +20,16 @@ log = logging.getLogger(__name__)
 
 # Node fields the supervisor applies to a running node without touching its process.
 SUPERVISION_FIELDS = frozenset(
-    {"restart", "stop", "watchdog", "ready_timeout", "readiness", "share_instruments", "cache_compaction"}
+    {
+        "restart",
+        "stop",
+        "watchdog",
+        "ready_timeout",
+        "readiness",
+        "share_instruments",
+        "cache_compaction",
+        "spares",
+    }
 )
 # Fleet-level sections the running daemon does not re-apply.
 DAEMON_FIELDS = ("fleet", "mqtt", "metrics", "control", "runtime_dir", "state_dir", "leases")

@@ -84,6 +84,13 @@ def node_programs(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
                 '"notify" for a strategy node (it reports READY=1 once recovered)',
                 quote(node.readiness.mode),
             )
+        if node.command is not None and node.spares and (*at, "spares") not in doc.origins:
+            # From `defaults:` it is meant for the strategy nodes; written on a command node it is a mistake.
+            yield doc.error(
+                (*at, "spares"),
+                "0 for a command node (warm spares are for strategy nodes, which run recovery.node)",
+                show(node.spares),
+            )
         for s, strategy in enumerate(node.strategies or ()):
             for key in ("path", "config_path"):
                 value = getattr(strategy, key)
@@ -111,6 +118,13 @@ def node_venues(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
 def node_instruments(spec: FleetSpec, doc: Document) -> Iterator[ConfigError]:
     for i, node in enumerate(spec.nodes):
         at: FieldPath = ("nodes", i)
+        if node.command is not None and node.spares and (*at, "spares") not in doc.origins:
+            # From `defaults:` it is meant for the strategy nodes; written on a command node it is a mistake.
+            yield doc.error(
+                (*at, "spares"),
+                "0 for a command node (warm spares are for strategy nodes, which run recovery.node)",
+                show(node.spares),
+            )
         for s, strategy in enumerate(node.strategies or ()):
             config: dict[str, Any] = strategy.config
             if "instrument_id" in config and not isinstance(config["instrument_id"], str):

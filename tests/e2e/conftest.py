@@ -51,7 +51,9 @@ class Fleet:
         return body
 
 
-def fleet_yaml(base: Path, venue: EmulatorProcess, trader_id: str, prefix: str, **probe: str) -> str:
+def fleet_yaml(
+    base: Path, venue: EmulatorProcess, trader_id: str, prefix: str, spares: int | str = 0, **probe: str
+) -> str:
     config = ", ".join(
         f"{k}: '{v}'" for k, v in {"instrument_id": BTC, "order_id_tag": "001", **probe}.items()
     )
@@ -62,6 +64,7 @@ def fleet_yaml(base: Path, venue: EmulatorProcess, trader_id: str, prefix: str, 
         state_dir: {base}/state
         mqtt: {{host: 127.0.0.1, port: 1883, topic_prefix: {prefix}}}
         metrics: {{enabled: false}}
+        spares: {spares} # warm spares only where a test asks (tests/e2e/test_spares.py): these recover cold
         venues:
           emu:
             base_url_http: {venue.http_url}

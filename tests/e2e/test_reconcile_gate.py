@@ -77,6 +77,7 @@ def fleet_yaml(base: Path, venue: EmulatorProcess, traders: dict[str, str], pref
         state_dir: {base}/state
         mqtt: {{host: 127.0.0.1, port: 1883, topic_prefix: {prefix}}}
         metrics: {{enabled: false}}
+        spares: 0 # every node recovers cold: this is about the gate
         venues:{venues}
         defaults:
           restart: {{backoff_initial: 200ms, backoff_max: 1s, start_limit: {{burst: 20, window: 1m}}}}

@@ -71,6 +71,11 @@ STRATEGY = StrategySpec(path="m:S")
             _fleet(_node("a", ready_timeout=Duration(5)), _node("b"), _node("c")),
             ReloadPlan(update=("a",), unchanged=("b", "c")),
         ),
+        # How many warm spares a node keeps: the pool is resized, the node left running.
+        (
+            _fleet(_node("a", spares=2), _node("b"), _node("c")),
+            ReloadPlan(update=("a",), unchanged=("b", "c")),
+        ),
         # Disabling stops, enabling starts.
         (
             _fleet(_node("a", enabled=False), _node("b"), _node("c")),

@@ -68,7 +68,7 @@ nodes:
             "    colour: blue\n",
             'fleet.yaml:6:5 nodes[0].colour: expected a known key, got "colour"; known keys: name, trader_id, '
             "venues, strategies, command, instruments, share_instruments, enabled, env, cwd, restart, stop, "
-            "watchdog, ready_timeout, readiness, cache_compaction, placement",
+            "watchdog, ready_timeout, readiness, cache_compaction, placement, spares",
             id="unknown-key-without-close-match",
         ),
         pytest.param(

@@ -75,7 +75,7 @@ def test_parse_without_environment_skips_host_checks() -> None:
     assert messages(FLEET.replace("cwd: work", "cwd: work, colour: x")) == [
         'fleet.yaml:8:75 nodes[0].colour: expected a known key, got "colour"; known keys: name, trader_id, venues, '
         "strategies, command, instruments, share_instruments, enabled, env, cwd, restart, stop, watchdog, "
-        "ready_timeout, readiness, cache_compaction, placement"
+        "ready_timeout, readiness, cache_compaction, placement, spares"
     ]
 
 
