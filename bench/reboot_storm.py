@@ -71,6 +71,10 @@ class StormResult:
     weight: int
     peak_minute: int
     one_node_s: float
+    # The weight the venue counted in each of its minutes the storm touched, and how far into its first
+    # minute the storm began (a storm that starts late in a minute has most of a fresh budget soon).
+    minutes: list[int] = field(default_factory=list)
+    start_offset_s: float = 0.0
 
     @property
     def target_s(self) -> float:
@@ -217,15 +221,20 @@ async def fresh_venue_minute(venue: EmulatorProcess, redis: aioredis.Redis, grou
     await venue.admin.clear_requests()
 
 
-def venue_figures(log: list[dict[str, Any]], since_ms: int, until_ms: int) -> tuple[Counter[int], int, int]:
-    """(refusals by status, weight counted, the peak weight of one venue minute) of the storm's requests."""
+def venue_figures(
+    log: list[dict[str, Any]], since_ms: int, until_ms: int
+) -> tuple[Counter[int], int, int, list[int]]:
+    """(refusals by status, weight counted, the peak weight of one venue minute, the weight of each venue
+    minute from the storm's first to its last) of the storm's requests."""
     entries = [e for e in log if e["method"] != "WS" and since_ms <= e["time"] <= until_ms]
     refused = Counter(e["status"] for e in entries if e["status"] in REFUSED)
     counted = [e for e in entries if e["status"] not in REFUSED]
     per_minute: Counter[int] = Counter()
     for entry in counted:
         per_minute[entry["time"] // 60_000] += entry["weight"]
-    return refused, sum(e["weight"] for e in counted), max(per_minute.values(), default=0)
+    first, last = since_ms // 60_000, until_ms // 60_000
+    minutes = [per_minute[m] for m in range(first, last + 1)]
+    return refused, sum(e["weight"] for e in counted), max(per_minute.values(), default=0), minutes
 
 
 async def storm(
@@ -254,7 +263,7 @@ async def storm(
             os.kill(pid, signal.SIGKILL)
     seconds, nodes = await until_all_ready(daemon, pids, timeout_s)
     until_ms = time.time_ns() // 1_000_000
-    refused, weight, peak = venue_figures(await venue.admin.requests(), since_ms, until_ms)
+    refused, weight, peak, minutes = venue_figures(await venue.admin.requests(), since_ms, until_ms)
     # A kill is one restart. So is a node a new daemon finds dead (re-attach: it carries the counts on and
     # recovers the node with reason `signal`).
     expected = 1
@@ -262,7 +271,10 @@ async def storm(
         max(0, int(nodes[n]["restarts"]) - restarts_before[n] - expected) for n in victims if n in nodes
     )
     ready = sum(1 for n in victims if n in nodes and nodes[n]["state"] == "ready")
-    return StormResult(name, seconds, ready, len(victims), refused, failed_starts, weight, peak, one_node_s)
+    return StormResult(
+        name, seconds, ready, len(victims), refused, failed_starts, weight, peak, one_node_s,
+        minutes=minutes, start_offset_s=(since_ms % 60_000) / 1000,
+    )  # fmt: skip
 
 
 async def settle(daemon: Daemon, venue: EmulatorProcess, plan: dict[str, Any], timeout_s: float) -> None:
@@ -359,6 +371,12 @@ def print_result(result: StormResult, *, flush: bool = False) -> None:
         f"weight {result.weight:>6}  peak/min {result.peak_minute:>5}/{LIMIT_PER_MINUTE}  {target}",
         flush=flush,
     )
+    if len(result.minutes) > 1:
+        print(
+            f"{'':<42} began {result.start_offset_s:4.1f}s into a venue minute; weight per venue minute: "
+            + " ".join(str(w) for w in result.minutes),
+            flush=flush,
+        )
 
 
 def main() -> int:
