@@ -40,6 +40,7 @@ def fleet_yaml(venue: EmulatorProcess, trader_id: str, prefix: str) -> str:
         mqtt: {{host: 127.0.0.1, port: 1883, topic_prefix: {prefix}}}
         metrics: {{enabled: false}}
         leases: {{ttl: {TTL_S:g}s}}
+        spares: 0  # the processes are counted by their argv, which a spare-born node does not carry
         venues:
           emu:
             base_url_http: {venue.http_url}

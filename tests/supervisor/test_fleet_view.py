@@ -40,7 +40,7 @@ def test_status_has_a_host_column_only_for_several_hosts() -> None:
     nodes = [node("alpha", "ready", "a", 10), node("gamma", "standby", "a")]
     single = render_status(nodes, now=0.0)
     assert single.splitlines()[0].split() == [
-        "NODE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "EXIT", "LAST", "RECOVERY"
+        "NODE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "EXIT", "LAST", "RECOVERY", "AUDIT"
     ]  # fmt: skip
     several = render_status(nodes, now=0.0, hosts=True).splitlines()
     assert several[0].split()[:3] == ["NODE", "HOST", "STATE"]
