@@ -98,7 +98,7 @@ class AdoptedProcess(SupervisedProcess):
         self.output_inodes = (inodes[0], inodes[1])
         loop = asyncio.get_running_loop()
         self.exited = loop.create_future()
-        self._pidfd: int | None = pidfd
+        self._pidfd = pidfd
         loop.add_reader(pidfd, self._on_exit)
 
     @classmethod
@@ -136,15 +136,6 @@ class AdoptedProcess(SupervisedProcess):
         self._close_pidfd()
         if not self.exited.done():
             self.exited.set_result(None)
-
-    def _close_pidfd(self) -> None:
-        if self._pidfd is not None:
-            asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-
-    def _release(self) -> None:
-        self._close_pidfd()
 
 
 @dataclass(frozen=True)

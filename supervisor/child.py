@@ -41,6 +41,7 @@ class SupervisedProcess:
     def __init__(self, output: OutputReader) -> None:
         self._output = output
         self._exit_mono_ns: int | None = None
+        self._pidfd: int | None = None  # watched on the loop until the exit is seen
 
     @property
     def returncode(self) -> int | None:
@@ -107,7 +108,14 @@ class SupervisedProcess:
             self._release()
 
     def _release(self) -> None:
-        """Whatever else the process holds (a transport, a pidfd)."""
+        """Whatever else the process holds: its pidfd."""
+        self._close_pidfd()
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 class NodeProcess(SupervisedProcess):
@@ -136,7 +144,7 @@ class NodeProcess(SupervisedProcess):
         self.output_inodes = inodes
         loop = asyncio.get_running_loop()
         self.exited = loop.create_future()
-        self._pidfd: int | None = os.pidfd_open(popen.pid)
+        self._pidfd = os.pidfd_open(popen.pid)
         loop.add_reader(self._pidfd, self._on_exit)
 
     def _on_exit(self) -> None:
@@ -148,15 +156,6 @@ class NodeProcess(SupervisedProcess):
         self._close_pidfd()
         if not self.exited.done():
             self.exited.set_result(code)
-
-    def _close_pidfd(self) -> None:
-        if self._pidfd is not None:
-            asyncio.get_running_loop().remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-
-    def _release(self) -> None:
-        self._close_pidfd()
 
     @classmethod
     async def spawn(

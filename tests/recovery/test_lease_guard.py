@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,7 +18,6 @@ from recovery.lease_guard import (
     judge,
 )
 from supervisor.lease import ACQUIRE, epoch_key, lease_key
-from tests.supervisor.private_redis import private_redis
 
 MARGIN = 0.6
 
@@ -79,20 +77,9 @@ def test_settings_from_the_supervisors_env() -> None:
     assert LeaseSettings.from_env({}) is None
 
 
-@pytest.fixture(scope="module")
-def redis_port() -> Iterator[int]:
-    with private_redis() as port:
-        yield port
-
-
 @pytest.fixture
-async def redis(redis_port: int) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(port=redis_port, socket_timeout=5)
-    await client.flushall()
-    try:
-        yield client
-    finally:
-        await client.aclose()
+def redis(private_redis_client: aioredis.Redis) -> aioredis.Redis:
+    return private_redis_client  # the module's own server (tests/conftest.py)
 
 
 async def acquire(redis: aioredis.Redis, trader_id: str, holder: str, ttl_ms: int = 3000) -> int:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +40,9 @@ pytestmark = pytest.mark.redis
 TIMING = LeaseTiming(ttl=3.0, margin=0.6)
 
 
-@pytest.fixture(scope="module")
-def redis_port() -> Iterator[int]:
-    with private_redis() as port:
-        yield port
-
-
 @pytest.fixture
-async def redis(redis_port: int) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(port=redis_port, socket_timeout=5)
-    await client.flushall()
-    try:
-        yield client
-    finally:
-        await client.aclose()
+def redis(private_redis_client: aioredis.Redis) -> aioredis.Redis:
+    return private_redis_client  # the module's own server (tests/conftest.py)
 
 
 class Losses:
