@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 from supervisor.audit.budget import Grant, observe_weight, take_weight
@@ -170,7 +171,7 @@ class AuditScheduler:
         audit = self._nodes.setdefault(name, _NodeAudit())
         audit.state = "pending"
         audit.loop = self._group.create_task(
-            _guarded(self._loop(name, None), name, None), name=f"audit[{name}]"
+            _guarded(partial(self._loop, name, None), name, None), name=f"audit[{name}]"
         )
 
     def recovery_phase(self, status: NodeStatus, phase: PhaseMark) -> None:
@@ -180,7 +181,7 @@ class AuditScheduler:
         audit = self._nodes.setdefault(node.name, _NodeAudit())
         _cancel(audit.snapshot)
         audit.snapshot = self._group.create_task(
-            _guarded(self._snapshot(node), node.name, {}), name=f"audit[{node.name}].at-detection"
+            _guarded(partial(self._snapshot, node), node.name, {}), name=f"audit[{node.name}].at-detection"
         )
 
     def recovery_report(self, report: RecoveryReport) -> None:
@@ -192,7 +193,7 @@ class AuditScheduler:
         audit.report = report
         audit.state = "pending"
         audit.loop = self._group.create_task(
-            _guarded(self._loop(node.name, report), node.name, None), name=f"audit[{node.name}]"
+            _guarded(partial(self._loop, node.name, report), node.name, None), name=f"audit[{node.name}]"
         )
 
     def node_removed(self, name: str) -> None:
@@ -469,10 +470,11 @@ def node_balance_explanation(report: RecoveryReport) -> list[dict[str, Any]]:
     return list(lines.values())
 
 
-async def _guarded[T](work: Coroutine[Any, Any, T], node: str, fallback: T) -> T:
-    """A bug in one node's audit must not end the audit task group (and with it the daemon's services)."""
+async def _guarded[T](work: Callable[[], Coroutine[Any, Any, T]], node: str, fallback: T) -> T:
+    """A bug in one node's audit must not end the audit task group (and with it the daemon's services). The
+    work is made only once the task runs: a task cancelled before that leaves no coroutine never awaited."""
     try:
-        return await work
+        return await work()
     except Exception:
         log.critical("node %s: the venue audit failed unexpectedly; its audits stop", node, exc_info=True)
         return fallback
