@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 import redis.asyncio as aioredis  # noqa: E402
 
+from bench.daemon_process import start_daemon  # noqa: E402
 from bench.recovery import REDIS_URL, STRATEGY, pct  # noqa: E402
 from emulator.testing import EmulatorProcess, exchange_symbols, order_quantities, running_emulator  # noqa: E402
 from supervisor.config.duration import parse_duration  # noqa: E402
@@ -72,17 +73,8 @@ class Host:
             "RUNTIME_DIRECTORY": str(self.work / "run"),
             "STATE_DIRECTORY": str(self.work / "state"),
         }
-        with (self.work / f"supervisor-{self.starts}.log").open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "supervisor", "run", "--config", str(self.config),
-                env=env, cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=log, start_new_session=True,
-            )  # fmt: skip
-        async with asyncio.timeout(60):
-            while True:
-                with contextlib.suppress(OSError, ValueError):
-                    await asyncio.to_thread(self.client.probe)
-                    return
-                await asyncio.sleep(0.2)
+        log_path = self.work / f"supervisor-{self.starts}.log"
+        self.process = await start_daemon(self.config, env, log_path, self.client)
 
     async def node(self) -> dict[str, Any]:
         reply = await asyncio.to_thread(self.client.request, {"cmd": "status"})

@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 
 import redis.asyncio as aioredis  # noqa: E402
 
+from bench.daemon_process import start_daemon  # noqa: E402
 from bench.recovery import REDIS_URL, STRATEGY  # noqa: E402
 from emulator.config import AccountSpec  # noqa: E402
 from emulator.testing import EmulatorProcess, exchange_symbols, order_quantities, running_emulator  # noqa: E402
@@ -103,18 +104,7 @@ class Daemon:
     async def start(self) -> None:
         self.starts += 1
         log_path = self.work / f"daemon-{self.starts}.log"
-        with log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "supervisor", "run", "--config", str(self.config),
-                env=self.env, cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=log,
-                start_new_session=True,
-            )  # fmt: skip
-        async with asyncio.timeout(60):
-            while True:
-                with contextlib.suppress(OSError, ValueError):
-                    await asyncio.to_thread(self.client.probe)
-                    return
-                await asyncio.sleep(0.2)
+        self.process = await start_daemon(self.config, self.env, log_path, self.client)
 
     async def nodes(self) -> dict[str, dict[str, Any]]:
         reply = await asyncio.to_thread(self.client.request, {"cmd": "status"})
