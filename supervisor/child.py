@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 # How long to keep reading a dead node's pipes for its last words before closing them.
 PIPE_DRAIN_SECONDS = 0.5
+# A SIGKILLed process is gone in milliseconds; this only bounds the wait if the kernel is slow to tell.
+KILL_REAP_SECONDS = 5.0
 
 
 class SupervisedProcess:
@@ -91,6 +93,13 @@ class SupervisedProcess:
 
     def kill(self) -> None:
         self.signal_group(signal.SIGKILL)
+
+    async def kill_and_reap(self) -> None:
+        """SIGKILL and wait for the exit to be seen (bounded): for a start abandoned half way, which must
+        leave neither a process nor an unreaped child behind."""
+        self.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.exited), KILL_REAP_SECONDS)
 
     def kill_group_remains(self) -> None:
         """After the exit: kill whatever is left of the node's process group."""
@@ -190,9 +199,21 @@ class NodeProcess(SupervisedProcess):
         finally:
             for pipe in pipes:
                 os.close(pipe.child_fd)
-        for fd_no, pipe in zip((1, 2), pipes, strict=True):
-            await output.attach(fd_no, pipe.read_fd)
-        return cls(popen, spawned, output, (pipes[0].inode, pipes[1].inode))
+        process = cls(popen, spawned, output, (pipes[0].inode, pipes[1].inode))
+        attached = 0
+        try:
+            for fd_no, pipe in zip((1, 2), pipes, strict=True):
+                attached += 1  # attach owns the descriptor from here on, even when it fails
+                await output.attach(fd_no, pipe.read_fd)
+        except BaseException:
+            # Cancelled (its runner or pool is stopping) while the pipes were being attached: the caller never
+            # gets the process, so it must not outlive this, nor stay unreaped.
+            for pipe in pipes[attached:]:
+                os.close(pipe.read_fd)
+            await process.kill_and_reap()
+            await process.drain_and_close()
+            raise
+        return process
 
 
 def process_start_time(pid: int) -> int | None:

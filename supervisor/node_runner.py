@@ -310,7 +310,7 @@ class NodeRunner:
         finally:
             run = self._run
             if run is not None and not run.process.exited.done() and not self._detached:
-                run.process.kill()
+                await run.process.kill_and_reap()  # never an unsupervised node, nor an unreaped one
             for drain in list(self._drains):
                 drain.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -206,6 +206,7 @@ class SparePool:
         self._failures = 0
         self._retry_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
         self.handoffs: Counter[str] = Counter()  # taken, refused, failed
         self.replaced = 0  # spares that died waiting and were replaced
 
@@ -276,7 +277,10 @@ class SparePool:
                     await asyncio.wait_for(self._wake.wait(), timeout)
         finally:
             spares, self._spares = self._spares, []
-            await asyncio.gather(*(s.retire() for s in spares), return_exceptions=True)
+            # Retirements already under way finish (each is bounded by its grace): a cancelled one could
+            # leave a spare that nobody supervises. The watchers are cancelled.
+            retiring = list(self._retiring)
+            await asyncio.gather(*(s.retire() for s in spares), *retiring, return_exceptions=True)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -305,9 +309,8 @@ class SparePool:
             # Retired while starting (the pool's task ends): nothing may outlive it.
             parent.close()
             if process is not None:
-                process.kill()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await process.drain_and_close()
+                await process.kill_and_reap()
+                await process.drain_and_close()
             raise
         finally:
             child.close()
@@ -362,7 +365,9 @@ class SparePool:
             self._retire_later(spare)
 
     def _retire_later(self, spare: Spare) -> None:
-        self._spawn_task(spare.retire(), f"spare[{self.name}].{spare.pid}.retire")
+        task = asyncio.create_task(spare.retire(), name=f"spare[{self.name}].{spare.pid}.retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _spawn_task(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)

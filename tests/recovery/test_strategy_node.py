@@ -213,6 +213,10 @@ async def _submitted_in_cache(redis_client: aioredis.Redis, trader_id: str, clie
     return all(n >= 2 for n in lengths)
 
 
+async def _in_cache(redis_client: aioredis.Redis, trader_id: str, client_id: str) -> bool:
+    return bool(await redis_client.llen(f"trader-{trader_id}:orders:{client_id}"))
+
+
 async def test_crash_before_the_protective_request_reached_the_venue_then_restart_twice(
     nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
 ) -> None:
@@ -520,6 +524,8 @@ async def test_an_id_of_ours_taken_by_someone_else_is_skipped_never_sent_twice(
             "clientAlgoId": sl2,
         }
     )
+    # The premise: the node has learnt of the intruder (user stream) before the price asks for a new stop.
+    await watch(node, "the intruder is in the cache", lambda: _in_cache(redis_client, trader_id, sl2))
     await venue.admin.set_price("BTCUSDT", "60200.0")
     await watch(node, "the moved stop is generation 3 and alone", lambda: _has_algos(venue, {sl3, tp}))
     assert Decimal((await open_algos(venue))[sl3]["triggerPrice"]) == Decimal("59000")
