@@ -125,6 +125,9 @@ class Daemon:
         self.pids.clear()
 
 
+STORMS = ("kill all", "daemon restart")
+
+
 def fleet_yaml(
     work: Path, venue: EmulatorProcess, plan: dict[str, Any], *, coordinated: bool, share: float | None
 ) -> str:
@@ -326,7 +329,8 @@ async def run(args: argparse.Namespace, work: Path) -> list[StormResult]:
                     await daemon.start()
                     await settle(daemon, venue, plan, SETUP_TIMEOUT_S)
                 timeout = args.timeout_s if coordinated else args.baseline_timeout_s
-                for name, restart_daemon in (("kill all", False), ("daemon restart", True)):
+                storms = [s for s in (("kill all", False), ("daemon restart", True)) if s[0] in args.storms]
+                for name, restart_daemon in storms:
                     result = await storm(f"{name}, {label}", daemon, venue, redis, group,
                                          restart_daemon=restart_daemon, timeout_s=timeout,
                                          one_node_s=one_node_s)  # fmt: skip
@@ -379,13 +383,28 @@ def main() -> int:
         "--recovery-share", type=float, help="coordination.recovery_share (default: fleet.yaml's)"
     )
     parser.add_argument("--skip-baseline", action="store_true", help="only the coordinated storms")
+    parser.add_argument(
+        "--storm",
+        dest="storms",
+        action="append",
+        choices=STORMS,
+        help="run only this storm (repeatable; default: both)",
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="a directory for the daemon logs and fleet.yaml, kept afterwards"
+    )
     args = parser.parse_args()
+    args.storms = args.storms or list(STORMS)
     args.timeout_s = float(parse_duration(args.timeout))
     args.baseline_timeout_s = float(parse_duration(args.baseline_timeout))
     print(f"reboot storm: {args.nodes} nodes x {args.symbols} symbols, one address, "
           f"{LIMIT_PER_MINUTE} weight/min, bans on")  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="nf-storm-", dir="/tmp") as tmp:
-        results = asyncio.run(run(args, Path(tmp)))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(run(args, args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="nf-storm-", dir="/tmp") as tmp:
+            results = asyncio.run(run(args, Path(tmp)))
     print("\nsummary (until every node READY; target: 1.1 x weight / limit per minute + one node's recovery)")
     for result in results:
         print_result(result)

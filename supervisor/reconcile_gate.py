@@ -101,35 +101,55 @@ def admissible(
 
 @dataclasses.dataclass
 class Ledger:
-    """One rate group's bookings in the current window and the next, carried along as windows pass."""
+    """One rate group's bookings, per admitted node, in the current window and the next, carried along as
+    windows pass. Per node, so that a node released gives back exactly what it still held, including what it
+    carried from an earlier window."""
 
     window_start_ms: int = -1
-    now: int = 0
-    next: int = 0
     used: int = 0  # the current window's weight as last read
+    now_by: dict[str, int] = dataclasses.field(default_factory=dict)
+    next_by: dict[str, int] = dataclasses.field(default_factory=dict)
 
-    def follow(self, window_start_ms: int, window_ms: int, used: int, *, outstanding: int) -> None:
-        """Move to the window Redis reports. What admitted nodes booked in the window that ended and did not
-        spend there (at most `outstanding`, what they still have booked) they spend in this one."""
+    @property
+    def now(self) -> int:
+        return sum(self.now_by.values())
+
+    @property
+    def next(self) -> int:
+        return sum(self.next_by.values())
+
+    def follow(self, window_start_ms: int, window_ms: int, used: int) -> None:
+        """Move to the window Redis reports. What the nodes still admitted booked in the window that ended and
+        did not spend there they spend in this one, on top of what they booked for it."""
         if window_start_ms != self.window_start_ms:
             if self.window_start_ms >= 0 and window_start_ms == self.window_start_ms + window_ms:
-                unspent = min(max(0, self.now - self.used), outstanding)
-                self.now, self.next = self.next + unspent, 0
+                carried = self._unspent_by_node()
+                nodes = set(self.next_by) | set(carried)
+                now_by = {n: self.next_by.get(n, 0) + carried.get(n, 0) for n in sorted(nodes)}
+                self.now_by = {n: w for n, w in now_by.items() if w > 0}
             else:  # the first look, or a window went by unseen: old bookings say nothing any more
-                self.now, self.next = 0, 0
+                self.now_by = {}
+            self.next_by = {}
             self.window_start_ms = window_start_ms
         self.used = used
 
-    def book(self, admission: Admission) -> None:
-        self.now += admission.now
-        self.next += admission.later
+    def _unspent_by_node(self) -> dict[str, int]:
+        """The ended window's unspent bookings, shared in proportion to what each node booked there (the
+        window's use is known for the group only). Rounded up: a booking errs on the side of the venue."""
+        booked = self.now
+        unspent = min(max(0, booked - self.used), booked)
+        if unspent == 0:
+            return {}
+        return {n: -(-unspent * w // booked) for n, w in self.now_by.items()}
 
-    def cancel(self, booked_in: int, now: int, later: int) -> None:
-        """A node released: its bookings from `booked_in` on no longer hold (what it spent, Redis counts)."""
-        if booked_in == self.window_start_ms:
-            self.now, self.next = max(0, self.now - now), max(0, self.next - later)
-        elif self.window_start_ms >= 0 and booked_in < self.window_start_ms:
-            self.now = max(0, self.now - later)
+    def book(self, node: str, admission: Admission) -> None:
+        self.now_by[node] = self.now_by.get(node, 0) + admission.now
+        self.next_by[node] = self.next_by.get(node, 0) + admission.later
+
+    def cancel(self, node: str) -> None:
+        """The node released: whatever it still has booked no longer holds (what it spent, Redis counts)."""
+        self.now_by.pop(node, None)
+        self.next_by.pop(node, None)
 
 
 class GateObserver(Protocol):
@@ -148,10 +168,6 @@ class Ticket:
     admitted: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     admitted_mono: float | None = None
     released: bool = False
-    # Where its expected weight is booked: the window it was admitted in (start, ms) and the parts.
-    booked_in: int = -1
-    booked_now: int = 0
-    booked_later: int = 0
 
     @property
     def waited_s(self) -> float:
@@ -176,6 +192,7 @@ class ReconcileGate:
         self._timeout = call_timeout_s
         self._tickets: dict[str, Ticket] = {}  # by node
         self._ledgers: dict[str, Ledger] = {}  # by rate group
+        self._admitting: dict[str, asyncio.Lock] = {}  # by rate group
         self._wake = asyncio.Event()
 
     # ---- what the runners call -------------------------------------------------------------------------
@@ -206,10 +223,15 @@ class ReconcileGate:
         ticket = self._tickets.pop(node, None)
         if ticket is not None:
             ticket.released = True
-            if ticket.admitted.is_set() and ticket.group in self._ledgers:
-                self._ledgers[ticket.group].cancel(ticket.booked_in, ticket.booked_now, ticket.booked_later)
+            if ticket.group in self._ledgers:
+                self._ledgers[ticket.group].cancel(node)
             self._publish_depth(ticket.group)
             self._wake.set()
+
+    def booked(self, group: str) -> tuple[int, int]:
+        """The group's weight booked for admitted nodes in the current window and in the next."""
+        ledger = self._ledgers.get(group)
+        return (ledger.now, ledger.next) if ledger is not None else (0, 0)
 
     def reconciling(self, group: str) -> bool:
         """Whether nodes of the group wait at the gate or reconcile now (the venue audit waits for them)."""
@@ -226,6 +248,12 @@ class ReconcileGate:
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
 
     async def _admit_safely(self, group: str) -> None:
+        # One admission round per group at a time: every enqueue runs one, and two rounds that both read the
+        # rooms before either booked would admit (and book) the same nodes twice.
+        async with self._admitting.setdefault(group, asyncio.Lock()):
+            await self._admit_round(group)
+
+    async def _admit_round(self, group: str) -> None:
         try:
             rooms = await self._rooms(group)
             if rooms is None:
@@ -255,8 +283,7 @@ class ReconcileGate:
             # No node of the group has learned the venue's limits yet (they come with its first answer).
             return self._one_at_a_time(group)
         ledger = self._ledgers.setdefault(group, Ledger())
-        outstanding = sum(t.booked_now + t.booked_later for t in self._in_flight(group))
-        ledger.follow(usage.window_start_ms, usage.window_ms, usage.used, outstanding=outstanding)
+        ledger.follow(usage.window_start_ms, usage.window_ms, usage.used)
         budget = usage.recovery_budget
         return budget - max(usage.used, ledger.now), budget - ledger.next
 
@@ -280,9 +307,7 @@ class ReconcileGate:
             await self._call(self._redis().rpush(key, "admitted"))
             await self._call(self._redis().expire(key, ADMISSION_TTL_S))
             if ledger is not None:
-                ledger.book(admission)
-                ticket.booked_in = ledger.window_start_ms
-            ticket.booked_now, ticket.booked_later = admission.now, admission.later
+                ledger.book(entry.node, admission)
             ticket.admitted_mono = time.monotonic()
             ticket.admitted.set()
             log.info(

@@ -76,30 +76,66 @@ def test_a_node_straddling_two_windows_books_the_rest_in_the_next() -> None:
 
 def test_the_ledger_carries_unspent_bookings_into_the_next_window() -> None:
     ledger = Ledger()
-    ledger.follow(60_000, 60_000, used=0, outstanding=0)
-    ledger.book(Admission(w("a", weight=900), now=800, later=100))
-    ledger.follow(60_000, 60_000, used=500, outstanding=900)  # a spent 500 of its 800 so far
-    ledger.follow(120_000, 60_000, used=0, outstanding=900)
+    ledger.follow(60_000, 60_000, used=0)
+    ledger.book("a", Admission(w("a", weight=900), now=800, later=100))
+    ledger.follow(60_000, 60_000, used=500)  # a spent 500 of its 800 so far
+    ledger.follow(120_000, 60_000, used=0)
     assert (ledger.now, ledger.next) == (100 + 300, 0)  # its later part, and the 300 it did not get to
-    # Carried weight is bounded by what admitted nodes still have booked (a released node spends nothing).
-    ledger.book(Admission(w("b", weight=100), now=100, later=0))
-    ledger.follow(180_000, 60_000, used=0, outstanding=50)
-    assert (ledger.now, ledger.next) == (50, 0)
     # A window nobody looked at: the bookings are history.
-    ledger.follow(300_000, 60_000, used=7, outstanding=1000)
+    ledger.follow(240_000, 60_000, used=7)
     assert (ledger.now, ledger.next, ledger.used) == (0, 0, 7)
 
 
-def test_a_released_node_gives_back_what_it_booked() -> None:
+def test_unspent_bookings_are_shared_by_what_each_node_booked() -> None:
     ledger = Ledger()
-    ledger.follow(0, 60_000, used=0, outstanding=0)
-    ledger.book(Admission(w("a", weight=500), now=300, later=200))
-    ledger.cancel(0, 300, 200)  # released in the window it was admitted in
+    ledger.follow(0, 60_000, used=0)
+    ledger.book("a", Admission(w("a", weight=600), now=600, later=0))
+    ledger.book("b", Admission(w("b", weight=500), now=300, later=200))
+    ledger.follow(0, 60_000, used=600)  # 300 of the 900 booked not spent: a's 200, b's 100 (rounded up)
+    ledger.follow(60_000, 60_000, used=0)
+    assert (ledger.now_by, ledger.next) == ({"a": 200, "b": 200 + 100}, 0)
+
+
+@pytest.mark.parametrize(
+    ("release_after_windows", "left_now", "left_next"),
+    [
+        (0, 0, 0),  # released in the window it was admitted in
+        (1, 0, 0),  # a window later: its later part and what it carried over both go
+        (2, 0, 0),  # two windows later: what it still carried goes
+    ],
+)
+def test_a_released_node_gives_back_all_it_still_booked(
+    release_after_windows: int, left_now: int, left_next: int
+) -> None:
+    ledger = Ledger()
+    ledger.follow(0, 60_000, used=0)
+    ledger.book("a", Admission(w("a", weight=500), now=300, later=200))
+    for window in range(1, release_after_windows + 1):
+        ledger.follow(window * 60_000, 60_000, used=0)  # nothing spent: everything carried
+    assert ledger.now > 0 or release_after_windows == 0
+    ledger.cancel("a")
+    assert (ledger.now, ledger.next) == (left_now, left_next)
+
+
+def test_a_released_node_leaves_the_others_bookings_as_they_were() -> None:
+    """The defect this replaced: a node released a window after its admission took back only its later
+    part, so what it carried held the window's room for nobody (a daemon restart's second minute ran at a
+    third of the budget)."""
+    ledger = Ledger()
+    ledger.follow(0, 60_000, used=0)
+    ledger.book("a", Admission(w("a", weight=888), now=888, later=0))
+    ledger.book("b", Admission(w("b", weight=888), now=888, later=0))
+    ledger.book("c", Admission(w("c", weight=888), now=384, later=504))
+    ledger.follow(0, 60_000, used=1979)
+    ledger.follow(60_000, 60_000, used=0)
+    carried = dict(ledger.now_by)
+    # c's later part, and the 181 unspent shared 888:888:384 (75, 75, 33: each rounded up).
+    assert carried == {"a": 75, "b": 75, "c": 504 + 33}
+    ledger.cancel("a")
+    ledger.cancel("b")
+    assert ledger.now_by == {"c": 537}  # before: 685 stayed booked until the window ended
+    ledger.cancel("c")
     assert (ledger.now, ledger.next) == (0, 0)
-    ledger.book(Admission(w("b", weight=500), now=300, later=200))
-    ledger.follow(60_000, 60_000, used=0, outstanding=500)
-    ledger.cancel(0, 300, 200)  # released a window later: its later part was booked here
-    assert ledger.now == 300  # what it did not spend of its first window, carried, stays until it rolls
 
 
 def test_expected_weight_follows_the_measured_restart_cost() -> None:
@@ -164,6 +200,33 @@ async def test_the_gate_admits_in_order_within_the_group_budget(redis: aioredis.
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
+
+
+@pytest.mark.redis
+async def test_nodes_enqueued_together_are_each_admitted_and_booked_once(redis: aioredis.Redis) -> None:
+    """A daemon restart enqueues every node at once. Each enqueue runs an admission round: rounds that read
+    the rooms before another booked admitted the same nodes again (a node booked 13 times in a storm)."""
+    group = f"test-gate-{uuid.uuid4().hex[:8]}"
+    traders = {f"n{i:02d}": f"GATE{uuid.uuid4().hex[:6].upper()}-{i}" for i in range(12)}
+    await redis.hset(
+        rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
+    )
+    gate = ReconcileGate(redis=lambda: redis, observer=Depths(), call_timeout_s=2)
+    try:
+        tickets = await asyncio.gather(
+            *(
+                gate.enqueue(node=name, trader_id=trader, group=group, waiting=w(name, down=i, weight=150))
+                for i, (name, trader) in enumerate(traders.items())
+            )
+        )
+        admitted = [t.node for t in tickets if t.admitted.is_set()]
+        # 400 now and 400 next: two whole nodes and one straddling, then the next would not fit the window.
+        assert admitted == ["n00", "n01", "n02"]
+        for name in admitted:
+            assert await redis.lrange(gate_key(traders[name]), 0, -1) == [b"admitted"]
+        assert gate.booked(group) == (400, 50)
+    finally:
         await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
 
 
