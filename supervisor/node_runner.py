@@ -456,6 +456,12 @@ class NodeRunner:
                     )
                 )
         ticket, queued = await self._enqueue(tracker)
+        if ticket is not None and not await self._wait_for_spawn_turn(ticket):
+            self._release()
+            self._finish_recovery(tracker, result="failed", error="stopped while queued")
+            self._detected = None
+            self._transition(NodeState.STOPPED)
+            return
         process, via = await self._spawn(tracker, gated=ticket is not None)
         if process is None:
             self._release()
@@ -512,6 +518,35 @@ class NodeRunner:
         )
         return ticket, True
 
+    async def _wait_for_spawn_turn(self, ticket: Ticket) -> bool:
+        """A node far back in its group's queue starts its process when its turn nears
+        (`ReconcileGate.may_spawn`). False if it was stopped meanwhile."""
+        assert self._gate is not None
+        gate = self._gate.gate
+        logged = False
+        while True:
+            moved = gate.next_move()
+            if gate.may_spawn(ticket) or not self._wanted:
+                return self._wanted
+            if not logged:
+                logged = True
+                log.info(
+                    "node %s: starts when its turn nears (%d weight queued ahead)",
+                    self.name,
+                    gate.weight_ahead(ticket),
+                    extra={"node": self.name},
+                )
+            self._wake.clear()
+            turn = asyncio.create_task(moved.wait(), name=f"node[{self.name}].turn")
+            waker = asyncio.create_task(self._wake.wait(), name=f"node[{self.name}].wake")
+            try:
+                await asyncio.wait([turn, waker], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (turn, waker):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
     def _release(self) -> None:
         if self._gate is not None:
             self._gate.gate.release(self.name)
@@ -521,7 +556,9 @@ class NodeRunner:
         run.admission_seen = True
         assert run.ticket is not None
         waited = run.ticket.waited_s
-        run.ready_deadline += waited
+        # Only the wait after the spawn counts: the ready deadline runs from there.
+        admitted_mono = run.ticket.admitted_mono if run.ticket.admitted_mono is not None else time.monotonic()
+        run.ready_deadline += max(0.0, admitted_mono - run.process.spawned_mono_ns / 1e9)
         if run.queued:
             detail = {"waited_ms": round(waited * 1000, 1), "rate_group": run.ticket.group}
             self._publish_phase(

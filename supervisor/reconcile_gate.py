@@ -193,6 +193,8 @@ class ReconcileGate:
         self._tickets: dict[str, Ticket] = {}  # by node
         self._ledgers: dict[str, Ledger] = {}  # by rate group
         self._admitting: dict[str, asyncio.Lock] = {}  # by rate group
+        self._budgets: dict[str, int] = {}  # each group's recovery budget per window, as last read
+        self._changed = asyncio.Event()  # set (and replaced) whenever a queue moves
         self._wake = asyncio.Event()
 
     # ---- what the runners call -------------------------------------------------------------------------
@@ -211,6 +213,7 @@ class ReconcileGate:
         self._tickets[node] = ticket
         await self._admit_safely(group)
         self._publish_depth(group)
+        self._moved()
         return ticket
 
     def place(self, ticket: Ticket) -> tuple[int, int]:
@@ -227,6 +230,37 @@ class ReconcileGate:
                 self._ledgers[ticket.group].cancel(node)
             self._publish_depth(ticket.group)
             self._wake.set()
+            self._moved()
+
+    def may_spawn(self, ticket: Ticket) -> bool:
+        """Whether a node's process should start now: it is admitted, or the queue ahead of it weighs less
+        than one window's recovery budget (it will be admitted within about a window, and imports and loads
+        its cache while it waits). Nodes further back start later: a host's cold starts compete for its
+        cores, and those go first to the nodes that reconcile first."""
+        if ticket.admitted.is_set() or ticket.released:
+            return True
+        budget = self._budgets.get(ticket.group)
+        if budget is None:
+            return True  # the budget is not known yet: nothing to pace by
+        return self.weight_ahead(ticket) < budget
+
+    def weight_ahead(self, ticket: Ticket) -> int:
+        """The expected weight of the nodes queued before this one."""
+        ahead = 0
+        for waiting in admission_order(t.waiting for t in self._queue(ticket.group)):
+            if waiting.node == ticket.node:
+                break
+            ahead += waiting.weight
+        return ahead
+
+    def next_move(self) -> asyncio.Event:
+        """An event set at the next change of any queue (an admission, a release, a new node, a budget read).
+        Take it before looking at the queue: a change after the look then sets it."""
+        return self._changed
+
+    def _moved(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def booked(self, group: str) -> tuple[int, int]:
         """The group's weight booked for admitted nodes in the current window and in the next."""
@@ -285,6 +319,9 @@ class ReconcileGate:
         ledger = self._ledgers.setdefault(group, Ledger())
         ledger.follow(usage.window_start_ms, usage.window_ms, usage.used)
         budget = usage.recovery_budget
+        if self._budgets.get(group) != budget:
+            self._budgets[group] = budget
+            self._moved()
         return budget - max(usage.used, ledger.now), budget - ledger.next
 
     def _one_at_a_time(self, group: str) -> tuple[int, int]:
@@ -321,6 +358,7 @@ class ReconcileGate:
             )
         if chosen:
             self._publish_depth(group)
+            self._moved()
 
     def _in_flight(self, group: str) -> list[Ticket]:
         return [t for t in self._tickets.values() if t.group == group and t.admitted.is_set()]

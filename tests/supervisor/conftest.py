@@ -18,6 +18,7 @@ from supervisor.config.schema import Duration, NodeSpec, RestartSpec, StartLimit
 from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
 from supervisor.node_logs import NodeLogWriter, NodeOutput
 from supervisor.node_runner import NodePaths, NodeRunner
+from supervisor.reconcile_gate import NodeGate
 from supervisor.states import NodeState
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -138,9 +139,13 @@ class RunnerFactory:
         self.writer = writer
         self.runners: list[tuple[NodeRunner, asyncio.Task[None]]] = []
 
-    def __call__(self, spec: NodeSpec) -> NodeRunner:
-        """A runner with its task started; an enabled spec starts the node at once."""
-        assert spec.command is not None
+    def __call__(
+        self, spec: NodeSpec, *, argv: list[str] | None = None, gate: NodeGate | None = None
+    ) -> NodeRunner:
+        """A runner with its task started; an enabled spec starts the node at once. `argv` runs another
+        program than the spec's command (a strategy node's spec with the test node)."""
+        argv = argv if argv is not None else list(spec.command or [])
+        assert argv
         paths = NodePaths(
             notify_socket=self.base / "n" / spec.name,
             pidfile=self.base / "pids" / f"{spec.name}.pid",
@@ -149,13 +154,14 @@ class RunnerFactory:
         )
         runner = NodeRunner(
             spec=spec,
-            argv=list(spec.command),
+            argv=argv,
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
             paths=paths,
             spec_payload=lambda s: {"name": s.name, "trader_id": s.trader_id},
             output=NodeOutput(node=spec.name, path=paths.log_file, writer=self.writer),
             observer=self.observer,
             clock=SystemClock(),
+            gate=gate,
         )
         task = asyncio.create_task(runner.run(), name=f"node[{spec.name}]")
         self.runners.append((runner, task))

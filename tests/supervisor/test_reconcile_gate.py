@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
 from supervisor import rate_budget
+from supervisor.config.loader import parse_fleet
 from supervisor.reconcile_gate import (
     Admission,
     Ledger,
+    NodeGate,
     ReconcileGate,
     Waiting,
     admissible,
@@ -22,6 +26,8 @@ from supervisor.reconcile_gate import (
     expected_weight,
     gate_key,
 )
+from supervisor.states import NodeState
+from tests.supervisor.conftest import REPO, TEST_NODE, RecordingObserver, RunnerFactory
 
 
 def w(node: str, *, positions: bool = False, down: float = 0.0, weight: int = 100) -> Waiting:
@@ -228,6 +234,93 @@ async def test_nodes_enqueued_together_are_each_admitted_and_booked_once(redis: 
         assert gate.booked(group) == (400, 50)
     finally:
         await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
+
+
+@pytest.mark.redis
+async def test_a_node_far_back_in_the_queue_starts_its_process_when_its_turn_nears(
+    redis: aioredis.Redis,
+) -> None:
+    """Cold starts compete for the host's cores: a node is started when the queue ahead of it weighs less
+    than a window's budget, so the nodes that reconcile first get the cores first."""
+    group = f"test-gate-{uuid.uuid4().hex[:8]}"
+    traders = {f"n{i}": f"GATE{uuid.uuid4().hex[:6].upper()}-{i}" for i in range(6)}
+    await redis.hset(
+        rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
+    )
+    gate = ReconcileGate(redis=lambda: redis, observer=Depths(), call_timeout_s=2)
+    task = asyncio.create_task(gate.run(), name="test.gate")
+    try:
+        tickets = {}
+        for i, (name, trader) in enumerate(traders.items()):
+            waiting = w(name, down=i, weight=300)
+            tickets[name] = await gate.enqueue(node=name, trader_id=trader, group=group, waiting=waiting)
+        # n0 and n1 (straddling) are admitted; of the queue n2..n5, 0, 300 and 600 weigh ahead of n2, n3, n4.
+        assert [n for n, t in tickets.items() if t.admitted.is_set()] == ["n0", "n1"]
+        assert [n for n, t in tickets.items() if gate.may_spawn(t)] == ["n0", "n1", "n2", "n3"]
+        assert gate.weight_ahead(tickets["n5"]) == 900
+        moved = gate.next_move()
+        gate.release("n0")  # n0 reconciled: its booking goes, n2 fits what is left of the next window
+        assert moved.is_set()
+        async with asyncio.timeout(5):
+            await tickets["n2"].admitted.wait()
+        assert gate.may_spawn(tickets["n4"]) and not gate.may_spawn(tickets["n5"])
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_a_node_stopped_while_it_waits_for_its_turn_never_starts(
+    redis: aioredis.Redis, runners: RunnerFactory, observer: RecordingObserver
+) -> None:
+    """The runner of a node far back in the queue holds no process; a stop (the daemon shutting down) ends its
+    wait at once; a node whose turn comes is started."""
+    fleet = parse_fleet((REPO / "fleet.yaml").read_text(), str(REPO / "fleet.yaml"))
+    suffix = uuid.uuid4().hex[:6].upper()
+    specs = [msgspec.structs.replace(fleet.nodes[i], trader_id=f"GATE{suffix}-{i}") for i in (0, 1)]
+    venue = fleet.venues[specs[0].venues[0]]
+    group = rate_budget.rate_group(venue, "test-host")
+    await redis.hset(
+        rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
+    )
+    await rate_budget_spent(redis, group)
+    gate = ReconcileGate(redis=lambda: redis, observer=Depths(), call_timeout_s=2)
+    node_gate = NodeGate(gate=gate, redis=lambda: redis, fleet=lambda: fleet, host="test-host")
+    ahead = await gate.enqueue(
+        node="ahead", trader_id=f"GATE{suffix}-x", group=group, waiting=w("ahead", positions=True, weight=500)
+    )
+    try:
+        assert not ahead.admitted.is_set()  # the window is spent
+        waiting = runners(specs[0], argv=[sys.executable, str(TEST_NODE)], gate=node_gate)
+        await observer.wait_for(lambda: any(p.name == "queued" for _, p in observer.phases))
+        assert (waiting.state, waiting.status().pid) == (NodeState.STARTING, None)
+        async with asyncio.timeout(5):
+            await waiting.stop()
+        assert (waiting.state, waiting.status().pid) == (NodeState.STOPPED, None)
+        assert not any(p.name == "spawned" for _, p in observer.phases)
+
+        started = runners(specs[1], argv=[sys.executable, str(TEST_NODE)], gate=node_gate)
+        await observer.wait_for(lambda: sum(p.name == "queued" for _, p in observer.phases) == 2)
+        assert started.status().pid is None
+        gate.release("ahead")  # its turn: nothing weighs ahead of it any more
+        await observer.wait_for(lambda: started.status().pid is not None, timeout=10)
+    finally:
+        await redis.delete(
+            rate_budget.limits_key(group),
+            *(gate_key(t) for t in [ahead.trader_id, *(s.trader_id for s in specs)]),
+            *[k async for k in redis.scan_iter(match=f"{rate_budget.weight_key_base(group)}*")],
+        )
+
+
+async def rate_budget_spent(redis: aioredis.Redis, group: str) -> None:
+    """The group's current window is spent (as if another host used it)."""
+    seconds, micros = await redis.time()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    start = now_ms - now_ms % 60_000
+    await redis.set(f"{rate_budget.weight_key_base(group)}:{start}", 500, px=120_000)
 
 
 @pytest.mark.redis
