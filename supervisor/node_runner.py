@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -536,16 +536,7 @@ class NodeRunner:
                     gate.weight_ahead(ticket),
                     extra={"node": self.name},
                 )
-            self._wake.clear()
-            turn = asyncio.create_task(moved.wait(), name=f"node[{self.name}].turn")
-            waker = asyncio.create_task(self._wake.wait(), name=f"node[{self.name}].wake")
-            try:
-                await asyncio.wait([turn, waker], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (turn, waker):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await self._until_woken_or(moved.wait(), "turn")
 
     def _release(self) -> None:
         if self._gate is not None:
@@ -763,20 +754,22 @@ class NodeRunner:
         log.info("node %s: restarting in %.2fs", self.name, decision.delay, extra={"node": self.name})
         await self._sleep_interruptibly(decision.delay)
 
-    async def _sleep_interruptibly(self, delay: float) -> None:
-        """Back off, unless a command (stop, start, reset) comes first."""
+    async def _until_woken_or(self, awaitable: Coroutine[Any, Any, Any], what: str) -> None:
+        """Until `awaitable` is done or a command (stop, start, reset) wakes the runner; cleans up both."""
         self._wake.clear()
-        sleeper: asyncio.Future[Any] = asyncio.create_task(
-            self._clock.sleep(delay), name=f"node[{self.name}].backoff"
-        )
+        done: asyncio.Future[Any] = asyncio.create_task(awaitable, name=f"node[{self.name}].{what}")
         waker: asyncio.Future[Any] = asyncio.create_task(self._wake.wait(), name=f"node[{self.name}].wake")
         try:
-            await asyncio.wait([sleeper, waker], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([done, waker], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, waker):
+            for task in (done, waker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _sleep_interruptibly(self, delay: float) -> None:
+        """Back off, unless a command (stop, start, reset) comes first."""
+        await self._until_woken_or(self._clock.sleep(delay), "backoff")
         self._next_start_at = None
         if not self._wanted:
             self._detected = None

@@ -166,18 +166,33 @@ async def redis() -> AsyncIterator[aioredis.Redis]:
         await client.aclose()
 
 
-@pytest.mark.redis
-async def test_the_gate_admits_in_order_within_the_group_budget(redis: aioredis.Redis) -> None:
+@contextlib.asynccontextmanager
+async def budgeted_gate(
+    redis: aioredis.Redis, traders: dict[str, str], *, running: bool = True
+) -> AsyncIterator[tuple[ReconcileGate, str, Depths]]:
+    """A gate (its loop running, or not) on a fresh rate group whose budget a node published: 400 weight per
+    window for recoveries. Its keys go afterwards."""
     group = f"test-gate-{uuid.uuid4().hex[:8]}"
-    traders = {name: f"GATE{uuid.uuid4().hex[:6].upper()}-{name}" for name in ("a", "b", "c")}
-    # The group's budget as a node published it: 400 weight per window for recoveries.
     await redis.hset(
         rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
     )
     depths = Depths()
     gate = ReconcileGate(redis=lambda: redis, observer=depths, call_timeout_s=2)
-    task = asyncio.create_task(gate.run(), name="test.gate")
+    task = asyncio.create_task(gate.run(), name="test.gate") if running else None
     try:
+        yield gate, group, depths
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
+
+
+@pytest.mark.redis
+async def test_the_gate_admits_in_order_within_the_group_budget(redis: aioredis.Redis) -> None:
+    traders = {name: f"GATE{uuid.uuid4().hex[:6].upper()}-{name}" for name in ("a", "b", "c")}
+    async with budgeted_gate(redis, traders) as (gate, group, depths):
         # A node heavier than the window: alone, at once, booking all of this window and 300 of the next.
         flat = await gate.enqueue(
             node="a", trader_id=traders["a"], group=group, waiting=w("a", down=1, weight=700)
@@ -202,24 +217,14 @@ async def test_the_gate_admits_in_order_within_the_group_budget(redis: aioredis.
             await late.admitted.wait()  # 300 + 50 fit in 400
         assert await redis.lrange(gate_key(traders["b"]), 0, -1) == [b"admitted"]
         assert depths.seen[-1] == (group, 0)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
 
 
 @pytest.mark.redis
 async def test_nodes_enqueued_together_are_each_admitted_and_booked_once(redis: aioredis.Redis) -> None:
     """A daemon restart enqueues every node at once. Each enqueue runs an admission round: rounds that read
     the rooms before another booked admitted the same nodes again (a node booked 13 times in a storm)."""
-    group = f"test-gate-{uuid.uuid4().hex[:8]}"
     traders = {f"n{i:02d}": f"GATE{uuid.uuid4().hex[:6].upper()}-{i}" for i in range(12)}
-    await redis.hset(
-        rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
-    )
-    gate = ReconcileGate(redis=lambda: redis, observer=Depths(), call_timeout_s=2)
-    try:
+    async with budgeted_gate(redis, traders, running=False) as (gate, group, _):
         tickets = await asyncio.gather(
             *(
                 gate.enqueue(node=name, trader_id=trader, group=group, waiting=w(name, down=i, weight=150))
@@ -232,8 +237,6 @@ async def test_nodes_enqueued_together_are_each_admitted_and_booked_once(redis: 
         for name in admitted:
             assert await redis.lrange(gate_key(traders[name]), 0, -1) == [b"admitted"]
         assert gate.booked(group) == (400, 50)
-    finally:
-        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
 
 
 @pytest.mark.redis
@@ -242,14 +245,8 @@ async def test_a_node_far_back_in_the_queue_starts_its_process_when_its_turn_nea
 ) -> None:
     """Cold starts compete for the host's cores: a node is started when the queue ahead of it weighs less
     than a window's budget, so the nodes that reconcile first get the cores first."""
-    group = f"test-gate-{uuid.uuid4().hex[:8]}"
     traders = {f"n{i}": f"GATE{uuid.uuid4().hex[:6].upper()}-{i}" for i in range(6)}
-    await redis.hset(
-        rate_budget.limits_key(group), mapping={"weight": 500, "window_ms": 60_000, "recovery_budget": 400}
-    )
-    gate = ReconcileGate(redis=lambda: redis, observer=Depths(), call_timeout_s=2)
-    task = asyncio.create_task(gate.run(), name="test.gate")
-    try:
+    async with budgeted_gate(redis, traders) as (gate, group, _):
         tickets = {}
         for i, (name, trader) in enumerate(traders.items()):
             waiting = w(name, down=i, weight=300)
@@ -264,11 +261,6 @@ async def test_a_node_far_back_in_the_queue_starts_its_process_when_its_turn_nea
         async with asyncio.timeout(5):
             await tickets["n2"].admitted.wait()
         assert gate.may_spawn(tickets["n4"]) and not gate.may_spawn(tickets["n5"])
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await redis.delete(rate_budget.limits_key(group), *(gate_key(t) for t in traders.values()))
 
 
 @pytest.mark.redis
