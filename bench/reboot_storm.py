@@ -241,8 +241,12 @@ async def storm(
     only: str | None = None,
     timeout_s: float,
     one_node_s: float = 0.0,
+    start_at: float | None = None,
 ) -> StormResult:
     await fresh_venue_minute(venue, redis, group)
+    if start_at is not None:
+        # Where in the venue's minute a storm begins decides how much of the first minute it can use.
+        await asyncio.sleep((start_at - time.time() % 60) % 60)
     before = await daemon.nodes()
     victims = [only] if only else list(before)
     pids = {n: int(before[n]["pid"]) for n in victims}
@@ -333,7 +337,7 @@ async def run(args: argparse.Namespace, work: Path) -> list[StormResult]:
                 for name, restart_daemon in storms:
                     result = await storm(f"{name}, {label}", daemon, venue, redis, group,
                                          restart_daemon=restart_daemon, timeout_s=timeout,
-                                         one_node_s=one_node_s)  # fmt: skip
+                                         one_node_s=one_node_s, start_at=args.start_at)  # fmt: skip
                     results.append(result)
                     print_result(result, flush=True)
                     if result.seconds is None:
@@ -389,6 +393,11 @@ def main() -> int:
         action="append",
         choices=STORMS,
         help="run only this storm (repeatable; default: both)",
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        help="begin each storm this many seconds into a venue minute (default: once the fleet is ready)",
     )
     parser.add_argument(
         "--keep", type=Path, help="a directory for the daemon logs and fleet.yaml, kept afterwards"
