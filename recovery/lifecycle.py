@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import os
 import signal
 import time
@@ -41,6 +42,7 @@ from recovery.errors import (
 )
 from recovery.hub import RecoveryHub, TradingStateName
 from recovery.judge import Judgement, judge, venue_view_from_reports
+from recovery.kernel_waits import poll_until, stop_spinning
 from recovery.lease_guard import Fence, LeaseGuard, LeaseSettings
 from recovery.phases import CACHE_LOADED, RECONCILE_FAILED, RECONCILED, RECOVERY_FAILED, PhaseReporter
 from recovery.positions_hash import PositionsHash, aggregate
@@ -311,6 +313,7 @@ class NodeLifecycle:
         )
 
         self._node = node
+        stop_spinning(node.kernel)  # its waits would take a core from the venue for the whole connect
         gate = _RiskGate(node.kernel.risk_engine)
         gate.set_trading_state(TradingStateName.HALTED)  # nothing trades until recovery says so
         durable = DurableStore(
@@ -605,12 +608,11 @@ class NodeLifecycle:
 
     async def _poll_connected(self) -> None:
         """Stock client only (ours reports it): both engines connected means reconciliation starts."""
-        node = self._node
-        # nautilus offers no event for this; nautilus itself spins on it with sleep(0).
-        while not (  # noqa: ASYNC110
-            node.kernel.data_engine.check_connected() and node.kernel.exec_engine.check_connected()
-        ):
-            await asyncio.sleep(0.005)
+        kernel = self._node.kernel  # nautilus offers no event for this
+        await poll_until(
+            lambda: bool(kernel.data_engine.check_connected() and kernel.exec_engine.check_connected()),
+            math.inf,
+        )
         self._connected.set()
 
     def _connection_detail(self) -> dict[str, Any]:
