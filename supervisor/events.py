@@ -94,9 +94,16 @@ class PhaseMark:
         }
 
 
+# RecoveryReport.result: the start reached READY, or how it ended before.
+READY_RESULT = "ready"
+FAILED_RESULT = "failed"  # it crashed, hung, timed out, was fenced or said what went wrong
+STOPPED_RESULT = "stopped"  # a stop or a reload ended it on purpose (before READY, or before it was spawned)
+RECOVERY_RESULTS = (READY_RESULT, FAILED_RESULT, STOPPED_RESULT)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RecoveryReport:
-    """The end of one start of a node: READY, or failed before it."""
+    """The end of one start of a node: READY, or failed or stopped before it."""
 
     node: str
     trader_id: str
@@ -109,7 +116,7 @@ class RecoveryReport:
     full_recovery_ms: float | None  # detected -> ready
     discrepancies: tuple[dict[str, Any], ...]
     actions: tuple[dict[str, Any], ...]
-    result: str  # "ready" or "failed"
+    result: str  # READY_RESULT, FAILED_RESULT or STOPPED_RESULT
     error: str = ""
     # Added by the venue audit after READY (supervisor/audit/): its result, and what changed at the venue
     # while the node was down (per venue: positions and balances, from the audit at crash detection).

@@ -24,7 +24,14 @@ from supervisor.adopt import LOST_DETAIL, UNKNOWN_EXIT_DETAIL, Adoption
 from supervisor.child import NodeProcess, SupervisedProcess
 from supervisor.clock import Clock
 from supervisor.config.schema import NodeSpec
-from supervisor.events import ExitInfo, FleetObserver, NodeStatus, PhaseMark
+from supervisor.events import (
+    FAILED_RESULT,
+    STOPPED_RESULT,
+    ExitInfo,
+    FleetObserver,
+    NodeStatus,
+    PhaseMark,
+)
 from supervisor.lease import LeaseKeeper
 from supervisor.node_logs import NodeOutput
 from supervisor.notify_server import NotifyEndpoint
@@ -458,7 +465,7 @@ class NodeRunner:
         ticket, queued = await self._enqueue(tracker)
         if ticket is not None and not await self._wait_for_spawn_turn(ticket):
             self._release()
-            self._finish_recovery(tracker, result="failed", error="stopped while queued")
+            self._finish_recovery(tracker, result=STOPPED_RESULT, error="stopped while queued, never started")
             self._detected = None
             self._transition(NodeState.STOPPED)
             return
@@ -578,7 +585,7 @@ class NodeRunner:
             self._last_exit = ExitInfo(
                 reason=ExitReason.FENCED, at=self._clock.time(), detail="lease lost before the spawn"
             )
-            self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
+            self._finish_recovery(tracker, result=FAILED_RESULT, error=self._last_exit.detail)
             return None, {}
         for key in ("FLEET_EPOCH", "FLEET_LEASE_KEY", "FLEET_LEASE_TTL_MS", "FLEET_LEASE_MARGIN_MS"):
             env.pop(key, None)
@@ -618,7 +625,7 @@ class NodeRunner:
                 at=self._clock.time(),
                 detail=f"cannot start {self._argv[0]}: {exc.strerror or exc}",
             )
-            self._finish_recovery(tracker, result="failed", error=self._last_exit.detail)
+            self._finish_recovery(tracker, result=FAILED_RESULT, error=self._last_exit.detail)
             return None, {}
 
     async def _supervise(self, run: _Run) -> None:
@@ -702,7 +709,11 @@ class NodeRunner:
             drain.add_done_callback(self._drains.discard)
             pidfile.remove(self.paths.pidfile)
             if not run.tracker.finished:
-                self._finish_recovery(run.tracker, result="failed", error=_describe_exit(self._last_exit))
+                self._finish_recovery(
+                    run.tracker,
+                    result=_unfinished_result(self._last_exit),
+                    error=_describe_exit(self._last_exit),
+                )
             self._run = None
         exit_info = self._last_exit
         assert exit_info is not None
@@ -1027,6 +1038,11 @@ def _int_or(raw: str | None, default: int) -> int:
         return int(raw) if raw is not None else default
     except ValueError:
         return default
+
+
+def _unfinished_result(exit_info: ExitInfo) -> str:
+    """How a start that never reached READY ended: stopped on purpose (a stop, a reload), or failed."""
+    return STOPPED_RESULT if exit_info.reason is ExitReason.STOPPED else FAILED_RESULT
 
 
 def _describe_exit(info: ExitInfo) -> str:

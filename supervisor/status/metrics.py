@@ -18,7 +18,16 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from supervisor.clock import Clock
-from supervisor.events import AuditResult, ExitInfo, NodeStatus, PhaseMark, RecoveryReport, ReloadOutcome
+from supervisor.events import (
+    FAILED_RESULT,
+    RECOVERY_RESULTS,
+    AuditResult,
+    ExitInfo,
+    NodeStatus,
+    PhaseMark,
+    RecoveryReport,
+    ReloadOutcome,
+)
 from supervisor.states import ExitReason, NodeState
 from supervisor.status import build
 from supervisor.status.shapes import (
@@ -46,7 +55,6 @@ TIMED_PHASES = (
     "ready",
     "audited",
 )
-RESULTS = ("ready", "failed")
 # A node admitted by the reconciliation gate after waiting (supervisor/reconcile_gate.py).
 ADMITTED_PHASE = "admitted"
 # Waits at the reconciliation gate: a storm of 20 nodes spreads over several venue windows (minutes).
@@ -150,7 +158,8 @@ class FleetMetrics:
         )
         self._recoveries = Counter(
             "fleet_recoveries",
-            "Completed starts of a node (recoveries and cold starts), by result: ready or failed.",
+            "Completed starts of a node (recoveries and cold starts), by result: ready, failed, or stopped "
+            "(a stop or a reload ended it).",
             ["node", "result"],
             registry=r,
         )
@@ -322,7 +331,7 @@ class FleetMetrics:
         if node not in self._series:
             self._init_node(node)
         self._init_venues(node, report.venues)
-        result = report.result if report.result in RESULTS else "failed"
+        result = report.result if report.result in RECOVERY_RESULTS else FAILED_RESULT
         self._child(self._recoveries, node, result).inc()
         if report.detected_at is not None:
             if report.position_recovery_ms is not None:
@@ -401,7 +410,7 @@ class FleetMetrics:
         self._series.setdefault(node, set())
         for reason in ExitReason:
             self._child(self._restarts, node, str(reason))
-        for result in RESULTS:
+        for result in RECOVERY_RESULTS:
             self._child(self._recoveries, node, result)
         for phase in TIMED_PHASES:
             self._child(self._phase, node, phase)

@@ -90,6 +90,25 @@ async def test_crash_loop_is_quarantined_after_the_burst(
     await observer.wait_for(lambda: len(observer.exits) >= 4, timeout=10)
 
 
+async def test_a_start_stopped_before_ready_is_reported_stopped_not_failed(
+    runners: RunnerFactory, observer: RecordingObserver
+) -> None:
+    """An operator's stop (or a reload) during a start ends it on purpose: its report says `stopped`, so a
+    routine stop never counts as a failed recovery. A crash before READY is still `failed`."""
+    runner = runners(node_spec("halfway", command=_argv("--ready-after", "30"), watchdog=None))
+    await observer.wait_for(lambda: runner.state is NodeState.RECOVERING and runner.status().pid is not None)
+    await runner.stop()
+    assert runner.state is NodeState.STOPPED
+    report = observer.reports[-1]
+    assert (report.result, report.full_recovery_ms) == ("stopped", None)
+    assert "stopped" in report.error
+
+    crashing = runners(node_spec("crashes", command=_argv("--ready-after", "30", "--crash-after", "0.2")))
+    await observer.wait_for(lambda: any(r.node == "crashes" for r in observer.reports), timeout=10)
+    assert next(r for r in observer.reports if r.node == "crashes").result == "failed"
+    await crashing.stop()
+
+
 async def test_ignored_sigterm_gets_sigkill_after_grace(
     runners: RunnerFactory, observer: RecordingObserver
 ) -> None:

@@ -293,6 +293,9 @@ async def test_a_node_stopped_while_it_waits_for_its_turn_never_starts(
             await waiting.stop()
         assert (waiting.state, waiting.status().pid) == (NodeState.STOPPED, None)
         assert not any(p.name == "spawned" for _, p in observer.phases)
+        assert [(r.result, r.error) for r in observer.reports] == [
+            ("stopped", "stopped while queued, never started")
+        ]
 
         started = runners(specs[1], argv=[sys.executable, str(TEST_NODE)], gate=node_gate)
         await observer.wait_for(lambda: sum(p.name == "queued" for _, p in observer.phases) == 2)

@@ -356,3 +356,19 @@ async def test_lease_held_by_host(metrics: FleetMetrics, scrape: Scraper) -> Non
     samples = await scrape.samples()
     assert value(samples, "fleet_node_lease_held", node="cmd", host="host-a") == 1
     assert value(samples, "fleet_node_lease_held", node="stopped-cmd", host="host-a") == 0
+
+
+async def test_recoveries_count_stopped_starts_apart_from_failed_ones(
+    metrics: FleetMetrics, scrape: Scraper
+) -> None:
+    """A start a stop or reload ended is `stopped`; an unknown result from a newer node counts as failed."""
+    metrics.recovery_report(recovery_report(full_ms=None, result="failed"))
+    metrics.recovery_report(recovery_report(full_ms=None, result="stopped"))
+    metrics.recovery_report(recovery_report(full_ms=None, result="stopped"))
+    metrics.recovery_report(recovery_report(full_ms=None, result="something-new"))
+    samples = await scrape.samples()
+    counts = {
+        r: value(samples, "fleet_recoveries_total", node="alpha", result=r)
+        for r in ("ready", "failed", "stopped")
+    }
+    assert counts == {"ready": 0, "failed": 2, "stopped": 2}
