@@ -26,6 +26,7 @@ from supervisor.clock import Clock
 from supervisor.config.schema import NodeSpec
 from supervisor.events import (
     FAILED_RESULT,
+    READY_RESULT,
     STOPPED_RESULT,
     ExitInfo,
     FleetObserver,
@@ -933,7 +934,7 @@ class NodeRunner:
         phase = run.tracker.mark(READY, mono_ns=time.monotonic_ns(), epoch_ns=time.time_ns())
         self._publish_phase(phase)
         self._transition(NodeState.READY)
-        self._finish_recovery(run.tracker, result=READY)
+        self._finish_recovery(run.tracker, result=READY_RESULT)
         self._write_pidfile(run)
         run.wake.set()
 

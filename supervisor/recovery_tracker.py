@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.events import PhaseMark, RecoveryReport
+from supervisor.events import READY_RESULT, PhaseMark, RecoveryReport
 
 RECONCILED = "reconciled"
 READY = "ready"
@@ -71,7 +71,7 @@ class RecoveryTracker:
     def report(self, *, result: str, error: str = "") -> RecoveryReport:
         self.finished = True
         reason = self._failure_reason()
-        if result != READY and reason:
+        if result != READY_RESULT and reason:
             # What the node said went wrong is what an operator needs; how the process ended comes second.
             error = f"{reason} ({error})" if error else reason
         discrepancies: list[dict[str, Any]] = []
@@ -88,7 +88,7 @@ class RecoveryTracker:
             detected_at=self._detected_epoch_ns / 1e9 if self._detected_epoch_ns is not None else None,
             phases=tuple(self.phases),
             position_recovery_ms=self._last_ms(RECONCILED),
-            full_recovery_ms=self._last_ms(READY) if result == READY else None,
+            full_recovery_ms=self._last_ms(READY) if result == READY_RESULT else None,
             discrepancies=tuple(discrepancies),
             actions=tuple(actions),
             result=result,

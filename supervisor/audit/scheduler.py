@@ -40,9 +40,9 @@ from supervisor.audit.venue_view import (
 from supervisor.clock import Clock
 from supervisor.config.resolve import instruments_of
 from supervisor.config.schema import FleetSpec, NodeSpec
-from supervisor.events import AuditResult, NodeStatus, PhaseMark, RecoveryReport
+from supervisor.events import READY_RESULT, AuditResult, NodeStatus, PhaseMark, RecoveryReport
 from supervisor.rate_budget import rate_group
-from supervisor.recovery_tracker import DETECTED, READY
+from supervisor.recovery_tracker import DETECTED
 from supervisor.secrets import SecretUnavailableError, resolve_secret
 from supervisor.states import NodeState
 
@@ -186,7 +186,7 @@ class AuditScheduler:
 
     def recovery_report(self, report: RecoveryReport) -> None:
         node = self._auditable(report.node)
-        if report.result != READY or node is None or self._group is None:
+        if report.result != READY_RESULT or node is None or self._group is None:
             return
         audit = self._nodes.setdefault(node.name, _NodeAudit())
         _cancel(audit.loop)

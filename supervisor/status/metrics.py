@@ -20,6 +20,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from supervisor.clock import Clock
 from supervisor.events import (
     FAILED_RESULT,
+    READY_RESULT,
     RECOVERY_RESULTS,
     AuditResult,
     ExitInfo,
@@ -338,7 +339,7 @@ class FleetMetrics:
                 self._child(self._position, node).observe(report.position_recovery_ms / 1000.0)
             if report.full_recovery_ms is not None:
                 self._child(self._full, node).observe(report.full_recovery_ms / 1000.0)
-        if result == "ready":
+        if result == READY_RESULT:
             self._child(self._last_recovery, node).set(_ready_time(report.phases, self._clock))
         unresolved = dict.fromkeys(self._venues.get(node, ()), 0)
         for entry in _dicts(report.discrepancies, "discrepancy", node):
