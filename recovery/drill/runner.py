@@ -69,7 +69,7 @@ ORDER_WAIT_S = 0.6  # after each of those steps (a strategy answers a bar within
 SETTLE_QUIET_S = 0.5  # the venue unchanged this long: the strategies have reacted to the last move
 SETTLE_WITHIN_S = 10.0
 CHECK_WITHIN_S = 10.0  # venue and cache must agree within this after READY (a replacement stop comes first)
-STATE_READ_DELAY_S = 0.1  # after a kill: a state write already on the wire reaches Redis first
+STATE_READ_DELAY_S = 0.1  # after the freeze: a state write already on the wire reaches Redis first
 # A `recovering` kill lands as the restarted process reports one of these phases (`pick` chooses).
 RECOVERING_PHASES = ("spawned", "cache_loaded", "reconciled")
 
@@ -337,14 +337,23 @@ class _Run:
         else:
             record.moment_note = "killed idle" if planned.moment is Moment.IDLE else ""
         mark = self.reports.mark()
-        pid = await self.kill(node, record, "ready")
-        if planned.moment is Moment.RECOVERING:
-            mark, note = await self.kill_while_recovering(node, record, pid, planned.pick)
+        recovering = planned.moment is Moment.RECOVERING
+        pid = await self.kill(node, record, "ready", freeze=not recovering)
+        frozen: int | None = pid
+        if recovering:
+            mark, note, frozen = await self.kill_while_recovering(node, record, pid, planned.pick)
             record.moment_note = note
-        killed_at = time.monotonic()
-        record.move_note = await self.move_venue(node, planned)
-        await asyncio.sleep(max(0.0, STATE_READ_DELAY_S - (time.monotonic() - killed_at)))
-        at_kill = await self.observer.states(node.trader_id)
+        # The process is frozen, not dead yet: it does nothing more at the venue or in Redis, and the daemon
+        # restarts nothing before the SIGKILL. A warm spare brings a node back in about 100 ms, faster than
+        # a venue move: frozen, the node is down for the move and the state read however fast it recovers.
+        try:
+            await asyncio.sleep(STATE_READ_DELAY_S)
+            record.move_note = await self.move_venue(node, planned)
+            at_kill = await self.observer.states(node.trader_id)
+        finally:  # never leave a frozen node behind, whatever failed
+            if frozen is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(frozen, signal.SIGKILL)
         within = self.recovery_within(node)
         try:
             recovery = await self.reports.next_report(
@@ -440,20 +449,23 @@ class _Run:
                 await asyncio.sleep(0.01)
         return f"no order of the node's within {ORDER_STEPS} market moves: killed idle instead"
 
-    async def kill(self, node: DrillNode, record: ActionRecord, expected: str) -> int:
+    async def kill(self, node: DrillNode, record: ActionRecord, expected: str, *, freeze: bool) -> int:
+        """SIGKILL the node's process, or with `freeze` SIGSTOP it: the kill's moment, the SIGKILL comes
+        once the venue has moved."""
         status = (await self.daemon.nodes())[node.name]
         pid = status.get("pid")
         if not pid:
             raise TimeoutError(f"{node.name} has no process to kill (state {status['state']})")
-        os.kill(int(pid), signal.SIGKILL)
+        os.kill(int(pid), signal.SIGSTOP if freeze else signal.SIGKILL)
         record.kills.append({"pid": int(pid), "state": status["state"], "expected": expected})
         return int(pid)
 
     async def kill_while_recovering(
         self, node: DrillNode, record: ActionRecord, old_pid: int, pick: float
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str, int | None]:
         """Kill the restarted process before it is READY, as soon as it reports the recovery phase `pick`
-        chooses (the daemon publishes each phase on MQTT)."""
+        chooses (the daemon publishes each phase on MQTT). It is frozen (SIGSTOP) at that moment; the caller
+        SIGKILLs the pid returned (None: it was gone already)."""
         phases = self.reports.phase_mark()
         reports = self.reports.mark()
         target = RECOVERING_PHASES[int(pick * len(RECOVERING_PHASES))]
@@ -468,9 +480,9 @@ class _Run:
         )
         mark = self.reports.mark()
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGSTOP)
         except ProcessLookupError:
-            return mark, f"the restarted process {pid} was gone before the second kill"
+            return mark, f"the restarted process {pid} was gone before the second kill", None
         ready = any(
             r.get("node") == node.name and r.get("result") == READY for r in self.reports.reports[reports:]
         )
@@ -485,7 +497,7 @@ class _Run:
         ms = event.get("ms_since_detection")
         since = f" ({ms:.0f} ms after the crash was detected)" if isinstance(ms, int | float) else ""
         when = "before READY" if not ready else "but it was READY already"
-        return mark, f"killed again at its {target} phase{since}, {when}"
+        return mark, f"killed again at its {target} phase{since}, {when}", pid
 
     async def move_venue(self, node: DrillNode, planned: PlannedKill) -> str:
         if planned.move is VenueMove.NONE:
