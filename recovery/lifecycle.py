@@ -205,6 +205,7 @@ class NodeLifecycle:
             reconciliation_lookback_mins=self.options.reconciliation_lookback_mins,
         )
         node = self._construct(config)
+        await self._drop_dangling_indexes(node, timeouts)
         self._prepare(node, timeouts)
         await self._wait_for_the_gate(timeouts)
         await self._run_startup(node, timeouts)
@@ -286,6 +287,23 @@ class NodeLifecycle:
         detail = {**self._summary.detail(), "load_ms": round((time.perf_counter() - started) * 1000, 1)}
         self.phases.phase(CACHE_LOADED, detail, at=at, status="cache loaded")
         return node
+
+    async def _drop_dangling_indexes(self, node: Any, timeouts: Timeouts) -> None:
+        """Index entries of orders the cache holds no record of would make nautilus refuse the order when
+        reconciliation brings it back from the venue (recovery/cache_indexes.py)."""
+        from nautilus_trader.model.identifiers import ClientOrderId
+
+        from recovery.cache_indexes import dangling_order_ids, purge_dangling
+
+        assert self._redis is not None
+        cache = node.cache
+        dangling = await dangling_order_ids(
+            self._redis,
+            self.run_spec.trader_id,
+            lambda client_order_id: bool(cache.order_exists(ClientOrderId(client_order_id))),
+            timeouts.redis,
+        )
+        purge_dangling(cache, dangling)
 
     def _construction_error(self, config: Any, exc: Exception) -> RecoveryError:
         error = f"{type(exc).__name__}: {exc}"

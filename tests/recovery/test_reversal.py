@@ -25,6 +25,7 @@ from tests.recovery.reversal_checks import (
     SIZE,
     SYMBOL,
     cache_differences,
+    open_protective,
     reverser,
     settled,
     trades_subscribed,
@@ -347,5 +348,35 @@ async def test_a_kill_before_a_new_position_was_written_is_repaired_from_the_ord
     [opening] = [t["id"] for t in await venue.admin.trades(SYMBOL) if t["side"] == "SELL"]
     assert [r["trade_id"] for r in reconciled["repaired_fills"]] == [str(opening)]
     assert reconciled.get("actions", []) == []  # nothing invented
+    assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
+    node = await restart_and_check(nodes, venue, node, spec, trader_id)
+
+
+async def test_a_stop_indexed_without_its_record_comes_back_from_the_venue(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """A kill while nautilus wrote a new stop left its `index:order_position` entry and no `orders:` record.
+    Reconciliation brought the stop back from the venue and nautilus refused to add it ("already contained in
+    '_index_order_position'") on every start until the daemon quarantined the node (`fleet drill`, seed
+    1207). The node drops the stale entry first: READY, with the venue's stop, nothing placed twice."""
+    await venue.admin.set_price(SYMBOL, "3000.00")
+    spec = node_spec(venue, trader_id, [reverser()])
+    node = await start_trading(nodes, venue, spec)
+    await venue.admin.set_price(SYMBOL, SHORT_PX)  # SELL 0.010, then its stop-loss and take-profit
+    await wait_settled(node, venue, -SIZE)
+    await kill(venue, node)
+    [stop] = [a["clientAlgoId"] for a in await open_protective(venue) if a["clientAlgoId"].startswith("SL")]
+    prefix = f"trader-{trader_id}:"
+    assert await redis_client.hexists(f"{prefix}index:order_position", stop)
+    await redis_client.delete(f"{prefix}orders:{stop}")  # the record's write lost, its index entry kept
+    async for key in redis_client.scan_iter(match=f"{prefix}index:*"):
+        if await redis_client.type(key) == b"set":
+            await redis_client.srem(key, stop)
+
+    node = await start_trading(nodes, venue, spec)
+    await wait_settled(node, venue, -SIZE)
+    assert [
+        a["clientAlgoId"] for a in await open_protective(venue) if a["clientAlgoId"].startswith("SL")
+    ] == [stop]
     assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
     node = await restart_and_check(nodes, venue, node, spec, trader_id)
