@@ -24,6 +24,8 @@ from typing import Any
 
 from nautilus_trader.model.events import OrderFilled
 
+from recovery.venue import VenueFill
+
 log = logging.getLogger(__name__)
 
 
@@ -114,10 +116,16 @@ def _missing_open_half(position: Any, fill: Any) -> Decimal | None:
 
 
 def completes_to_venue(
-    unapplied: list[UnappliedFill], cached_net: dict[str, Decimal], venue_net: dict[str, Decimal]
+    unapplied: list[UnappliedFill],
+    cached_net: dict[str, Decimal],
+    venue_net: dict[str, Decimal],
+    to_come: dict[str, Decimal] | None = None,
 ) -> bool:
-    """Would applying every unapplied fill make each affected instrument's cached net the venue's?"""
+    """Would applying every unapplied fill, then the venue's fills reconciliation brings (`to_come`, per
+    instrument), make each affected instrument's cached net the venue's?"""
     after = dict(cached_net)
+    for instrument, qty in (to_come or {}).items():
+        after[instrument] = after.get(instrument, Decimal(0)) + qty
     for item in unapplied:
         after[item.instrument_id] = after.get(item.instrument_id, Decimal(0)) + item.signed_qty
     return bool(unapplied) and all(
@@ -126,9 +134,32 @@ def completes_to_venue(
     )
 
 
-def repair_positions(engine: Any, cache: Any, venue_net: dict[str, Decimal]) -> list[dict[str, str]]:
-    """Apply the unapplied fills through nautilus' engine when they complete the cache to the venue's
-    positions; the details of what was applied (empty when nothing was, or when it would not match)."""
+def fills_to_come(cache: Any, venue_fills: Iterable[VenueFill]) -> dict[str, Decimal]:
+    """Per instrument, the venue's trades of orders the cache holds that those orders lack: nautilus applies
+    them when it reconciles (a reversal that swept two levels, killed after its first trade was written to
+    the order only: the second trade is still to come)."""
+    from nautilus_trader.model.identifiers import ClientOrderId, VenueOrderId
+
+    to_come: dict[str, Decimal] = {}
+    for fill in venue_fills:
+        cid = (
+            ClientOrderId(fill.client_order_id)
+            if fill.client_order_id is not None
+            else cache.client_order_id(VenueOrderId(fill.venue_order_id))
+        )
+        order = cache.order(cid) if cid is not None else None
+        if order is None or fill.trade_id in {t.value for t in order.trade_ids}:
+            continue
+        to_come[fill.instrument_id] = to_come.get(fill.instrument_id, Decimal(0)) + fill.signed_qty
+    return to_come
+
+
+def repair_positions(
+    engine: Any, cache: Any, venue_net: dict[str, Decimal], venue_fills: Iterable[VenueFill] = ()
+) -> list[dict[str, str]]:
+    """Apply the unapplied fills through nautilus' engine when they, with the venue's fills still to come,
+    complete the cache to the venue's positions; the details of what was applied (empty when nothing was, or
+    when it would not match)."""
     latest: dict[str, int] = {}
     for position in cache.positions():
         key = str(position.instrument_id)
@@ -141,7 +172,7 @@ def repair_positions(engine: Any, cache: Any, venue_net: dict[str, Decimal]) -> 
         key = str(position.instrument_id)
         cached_net[key] = cached_net.get(key, Decimal(0)) + Decimal(str(position.signed_decimal_qty()))
     details = [item.detail() for item in unapplied]
-    if not completes_to_venue(unapplied, cached_net, venue_net):
+    if not completes_to_venue(unapplied, cached_net, venue_net, fills_to_come(cache, venue_fills)):
         log.warning(
             "fills on orders but not on their positions do not explain the venue's positions; "
             "left to reconciliation: %s",

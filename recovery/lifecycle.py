@@ -655,7 +655,9 @@ class NodeLifecycle:
             from recovery.cache_repair import repair_positions
 
             venue_net = {p.instrument_id: p.signed_qty for p in snapshot.positions}
-            self._repaired = repair_positions(self._node.kernel.exec_engine, self._node.cache, venue_net)
+            self._repaired = repair_positions(
+                self._node.kernel.exec_engine, self._node.cache, venue_net, snapshot.fills
+            )
 
     def reconciliation_failed(
         self, error: BaseException, venue_positions: list[VenuePosition] | None

@@ -84,6 +84,17 @@ class VenueReconciliation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VenueFill:
+    """One trade of one of the venue's orders, as reconciliation reports it to nautilus."""
+
+    instrument_id: str
+    venue_order_id: str
+    client_order_id: str | None  # Binance's trades name only the venue's order id
+    trade_id: str
+    signed_qty: Decimal  # + a buy, - a sell
+
+
+@dataclass(frozen=True, kw_only=True)
 class VenueSnapshot:
     """What one reconciliation fetch found at the venue, and what the client did with it."""
 
@@ -97,3 +108,4 @@ class VenueSnapshot:
     not_reported: list[str] = field(default_factory=list)  # venue orders nautilus cannot represent
     # Cached orders the venue reports with less filled than the cache holds (withheld from nautilus).
     history_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[VenueFill] = field(default_factory=list)  # every trade reported to nautilus

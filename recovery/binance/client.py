@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any, Protocol
 
 from nautilus_trader.adapters.binance.futures.execution import BinanceFuturesExecutionClient
@@ -28,7 +29,7 @@ from nautilus_trader.model.objects import Quantity
 from recovery.binance.fetch import Fetcher, VenueFetchError, VenueRows, fetch_for_reconciliation, first_error
 from recovery.binance.reports import BuiltReports, ReportContext, build_reports, latest, venue_symbol
 from recovery.ratelimit import RequestLimiter
-from recovery.venue import VenuePosition, VenueSnapshot
+from recovery.venue import VenueFill, VenuePosition, VenueSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class FleetBinanceFuturesExecutionClient(BinanceFuturesExecutionClient):
             rejected_inflight=built.rejected_inflight,
             not_reported=built.not_reported,
             history_mismatches=[m.detail() for m in built.history_mismatches],
+            fills=[venue_fill(f) for f in built.fills],
         )
         return mass_status, snapshot
 
@@ -348,3 +350,15 @@ def _is_open(row: Any) -> bool:
 
 
 __all__ = ["FleetBinanceFuturesExecutionClient", "ReconciliationObserver", "VenueFetchError"]
+
+
+def venue_fill(report: Any) -> VenueFill:
+    """A nautilus FillReport, as plain values."""
+    qty = Decimal(str(report.last_qty))
+    return VenueFill(
+        instrument_id=str(report.instrument_id),
+        venue_order_id=report.venue_order_id.value,
+        client_order_id=report.client_order_id.value if report.client_order_id is not None else None,
+        trade_id=report.trade_id.value,
+        signed_qty=qty if report.order_side.name == "BUY" else -qty,
+    )

@@ -380,3 +380,41 @@ async def test_a_stop_indexed_without_its_record_comes_back_from_the_venue(
     ] == [stop]
     assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
     node = await restart_and_check(nodes, venue, node, spec, trader_id)
+
+
+async def test_a_kill_between_a_swept_reversals_two_trades_is_repaired_from_the_order_and_the_venue(
+    nodes: NodeLauncher, venue: EmulatorProcess, redis_client: aioredis.Redis, trader_id: str
+) -> None:
+    """A reversal swept two levels: one trade closes the short, the next opens the long. Killed after nautilus
+    wrote the first trade to the order and before it wrote anything else, the cache holds the order with one
+    fill and the old short. The repair declined (that fill alone does not make the venue's long) and nautilus
+    invented a fill on an EXTERNAL order (the reversal drill, seed 1207). The venue's second trade of the same
+    order, which reconciliation applies next, now counts: the first goes to the position, nothing invented."""
+    await venue.admin.set_price(SYMBOL, "3000.00")
+    spec = node_spec(venue, trader_id, [reverser()])
+    node = await start_trading(nodes, venue, spec)
+    await venue.admin.set_price(SYMBOL, SHORT_PX)
+    await wait_settled(node, venue, -SIZE)
+    prefix = f"trader-{trader_id}:"
+    position_key = f"{prefix}positions:ETHUSDT-PERP.BINANCE-ReversingProbe-001"
+    before_reversal = await redis_client.dump(position_key)
+    assert before_reversal is not None
+    await venue.admin.set_depth(SYMBOL, SIZE)
+    await venue.admin.set_price(SYMBOL, LONG_PX)  # BUY 0.020: two trades
+    await wait_settled(node, venue, SIZE)
+    await kill(venue, node)
+    await venue.admin.set_depth(SYMBOL, None)
+    [reversal] = [o for o in (await venue.admin.orders(SYMBOL))["orders"] if o["side"] == "BUY"]
+    closing, _opening = sorted(t["id"] for t in await venue.admin.trades(SYMBOL) if t["side"] == "BUY")
+    cid = reversal["clientOrderId"]
+    await redis_client.restore(position_key, 0, before_reversal, replace=True)  # the position write lost
+    await redis_client.rpop(f"{prefix}orders:{cid}")  # and the order's second fill
+    await redis_client.smove(f"{prefix}index:orders_closed", f"{prefix}index:orders_open", cid)
+
+    node = await start_trading(nodes, venue, spec)
+    await wait_settled(node, venue, SIZE)
+    reconciled = node.detail("reconciled")
+    assert [r["trade_id"] for r in reconciled.get("repaired_fills", [])] == [str(closing)], node.log_tail(80)
+    assert reconciled.get("actions", []) == []  # nothing invented
+    assert await cache_differences(venue, trader_id) == [], node.log_tail(80)
+    node = await restart_and_check(nodes, venue, node, spec, trader_id)
