@@ -69,6 +69,19 @@ async def wait_settled(node: NodeProcess, venue: EmulatorProcess, target: Decima
         raise AssertionError(f"{exc}\n--- node log ---\n{node.log_tail(80)}") from None
 
 
+async def start_in_position(
+    nodes: NodeLauncher, venue: EmulatorProcess, trader_id: str, target: Decimal
+) -> tuple[dict[str, Any], NodeProcess]:
+    """A reversing node, READY and holding `target` (SIZE long, -SIZE short) with its stop-loss and
+    take-profit at the venue; its spec and process."""
+    await venue.admin.set_price(SYMBOL, "3000.00")
+    spec = node_spec(venue, trader_id, [reverser()])
+    node = await start_trading(nodes, venue, spec)
+    await venue.admin.set_price(SYMBOL, LONG_PX if target > 0 else SHORT_PX)
+    await wait_settled(node, venue, target)
+    return spec, node
+
+
 async def restart_and_check(
     nodes: NodeLauncher, venue: EmulatorProcess, node: NodeProcess, spec: dict[str, Any], trader_id: str
 ) -> NodeProcess:
@@ -99,11 +112,7 @@ async def test_a_reversal_comes_back_exact_after_kills_around_it(
     kill_point: KillPoint,
 ) -> None:
     await venue.admin.set_ratelimit(weight_per_minute=20_000)  # many restarts within one minute
-    await venue.admin.set_price(SYMBOL, "3000.00")
-    spec = node_spec(venue, trader_id, [reverser()])
-    node = await start_trading(nodes, venue, spec)
-    await venue.admin.set_price(SYMBOL, LONG_PX)
-    await wait_settled(node, venue, SIZE)
+    spec, node = await start_in_position(nodes, venue, trader_id, SIZE)
 
     await venue.admin.set_depth(SYMBOL, level_qty)
     if kill_point is KillPoint.BEFORE_FILL_SEEN:
@@ -249,11 +258,7 @@ async def test_a_kill_between_the_order_write_and_the_position_write_is_repaired
     """nautilus writes a fill to the order, then to the position. Killed in between, the cache holds the
     reversal on the order and the old short on the position. The node applies the order's own fill to the
     position (the venue's position confirms it) instead of letting nautilus invent one."""
-    await venue.admin.set_price(SYMBOL, "3000.00")
-    spec = node_spec(venue, trader_id, [reverser()])
-    node = await start_trading(nodes, venue, spec)
-    await venue.admin.set_price(SYMBOL, SHORT_PX)
-    await wait_settled(node, venue, -SIZE)
+    spec, node = await start_in_position(nodes, venue, trader_id, -SIZE)
     position_key = f"trader-{trader_id}:positions:ETHUSDT-PERP.BINANCE-ReversingProbe-001"
     before_reversal = await redis_client.dump(position_key)
     assert before_reversal is not None
@@ -289,11 +294,7 @@ async def test_a_kill_between_a_reversals_close_and_reopen_is_repaired_from_the_
     from nautilus_trader.model.events import OrderFilled
     from nautilus_trader.serialization.serializer import MsgSpecSerializer
 
-    await venue.admin.set_price(SYMBOL, "3000.00")
-    spec = node_spec(venue, trader_id, [reverser()])
-    node = await start_trading(nodes, venue, spec)
-    await venue.admin.set_price(SYMBOL, SHORT_PX)
-    await wait_settled(node, venue, -SIZE)
+    spec, node = await start_in_position(nodes, venue, trader_id, -SIZE)
     position_id = "ETHUSDT-PERP.BINANCE-ReversingProbe-001"
     position_key = f"trader-{trader_id}:positions:{position_id}"
     short = await redis_client.dump(position_key)
@@ -330,11 +331,8 @@ async def test_a_kill_before_a_new_position_was_written_is_repaired_from_the_ord
     """A strategy's first order filled, nautilus wrote the order and was killed before it wrote the position
     the fill opened: the cache holds a filled order and no position at all. nautilus' reconciliation left
     the position at 0 and every start failed its post-check (found by `fleet drill`, seed 78)."""
-    await venue.admin.set_price(SYMBOL, "3000.00")
-    spec = node_spec(venue, trader_id, [reverser()])
-    node = await start_trading(nodes, venue, spec)
-    await venue.admin.set_price(SYMBOL, SHORT_PX)  # SELL 0.010: the node's first position
-    await wait_settled(node, venue, -SIZE)
+    # SELL 0.010: the node's first position
+    spec, node = await start_in_position(nodes, venue, trader_id, -SIZE)
     await kill(venue, node)
     position_id = "ETHUSDT-PERP.BINANCE-ReversingProbe-001"
     await redis_client.delete(f"trader-{trader_id}:positions:{position_id}")  # the position write lost
@@ -359,11 +357,8 @@ async def test_a_stop_indexed_without_its_record_comes_back_from_the_venue(
     Reconciliation brought the stop back from the venue and nautilus refused to add it ("already contained in
     '_index_order_position'") on every start until the daemon quarantined the node (`fleet drill`, seed
     1207). The node drops the stale entry first: READY, with the venue's stop, nothing placed twice."""
-    await venue.admin.set_price(SYMBOL, "3000.00")
-    spec = node_spec(venue, trader_id, [reverser()])
-    node = await start_trading(nodes, venue, spec)
-    await venue.admin.set_price(SYMBOL, SHORT_PX)  # SELL 0.010, then its stop-loss and take-profit
-    await wait_settled(node, venue, -SIZE)
+    # SELL 0.010, then its stop-loss and take-profit
+    spec, node = await start_in_position(nodes, venue, trader_id, -SIZE)
     await kill(venue, node)
     [stop] = [a["clientAlgoId"] for a in await open_protective(venue) if a["clientAlgoId"].startswith("SL")]
     prefix = f"trader-{trader_id}:"
@@ -390,11 +385,7 @@ async def test_a_kill_between_a_swept_reversals_two_trades_is_repaired_from_the_
     fill and the old short. The repair declined (that fill alone does not make the venue's long) and nautilus
     invented a fill on an EXTERNAL order (the reversal drill, seed 1207). The venue's second trade of the same
     order, which reconciliation applies next, now counts: the first goes to the position, nothing invented."""
-    await venue.admin.set_price(SYMBOL, "3000.00")
-    spec = node_spec(venue, trader_id, [reverser()])
-    node = await start_trading(nodes, venue, spec)
-    await venue.admin.set_price(SYMBOL, SHORT_PX)
-    await wait_settled(node, venue, -SIZE)
+    spec, node = await start_in_position(nodes, venue, trader_id, -SIZE)
     prefix = f"trader-{trader_id}:"
     position_key = f"{prefix}positions:ETHUSDT-PERP.BINANCE-ReversingProbe-001"
     before_reversal = await redis_client.dump(position_key)
