@@ -32,12 +32,11 @@ async def dangling_order_ids(
     """The client order ids nautilus' hash indexes name in Redis that `held` says the cache has no order
     for."""
     keys = TraderKeys(trader_id)
-    named: set[str] = set()
-    async with asyncio.timeout(timeout_s):
-        for index in ORDER_HASH_INDEXES:
-            named.update(
-                k.decode() if isinstance(k, bytes) else str(k) for k in await redis.hkeys(keys.index(index))
-            )
+    async with asyncio.timeout(timeout_s), redis.pipeline(transaction=False) as pipe:
+        for index in ORDER_HASH_INDEXES:  # one round trip for all of them: this runs on every start
+            pipe.hkeys(keys.index(index))
+        answers = await pipe.execute()
+    named = {k.decode() if isinstance(k, bytes) else str(k) for answer in answers for k in answer}
     return sorted(client_order_id for client_order_id in named if not held(client_order_id))
 
 
